@@ -1,0 +1,147 @@
+"""Output records of the core: the messages billing and the warehouse consume.
+
+Each record type maps to one topic (``TOPIC``) and is JSON on the wire (:meth:`to_dict`), keyed by
+``tenant_id``. Ids are deterministic, so a record published twice (after a crash) carries the same
+id and consumers deduplicate by it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
+
+import orjson
+
+from fairuse.events import Metric, RejectionReason
+
+Status = Literal["warning", "exceeded", "excused"]
+EnforcementKind = Literal["notice", "action"]
+EnforcementAction = Literal["throttle", "charge"]
+Unit = Literal["hours", "calls", "calls_per_user"]
+
+
+def stable_id(*parts: object) -> str:
+    """A deterministic 32-hex-digit id from ``parts`` (blake2b-128 of their '\\x1f'-joined text)."""
+    text = "\x1f".join(str(p) for p in parts)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Base of output records."""
+
+    TOPIC: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as its JSON object."""
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, tuple):
+                data[key] = list(value)
+        return data
+
+    def to_json(self) -> bytes:
+        """The record's wire payload."""
+        return orjson.dumps(self.to_dict())
+
+
+@dataclass(frozen=True, slots=True)
+class Violation(Record):
+    """A metric of a tenant reached a threshold in a period (``YYYY-MM`` or ``YYYY-MM-DD``)."""
+
+    TOPIC: ClassVar[str] = "fairuse.violations"
+    violation_id: str
+    tenant_id: str
+    metric: Metric
+    period: str
+    status: Status
+    observed: float
+    limit: float
+    unit: Unit
+    seats: int
+    policy_revision: str
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Enforcement(Record):
+    """A step of the escalation ladder: advance ``notice``, then the ``action`` itself."""
+
+    TOPIC: ClassVar[str] = "fairuse.enforcement"
+    enforcement_id: str
+    tenant_id: str
+    kind: EnforcementKind
+    action: EnforcementAction
+    ts: int
+    effective_at: int
+    strikes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageAccrual(Record):
+    """Recorded time the ledger counted for one session on one local day."""
+
+    TOPIC: ClassVar[str] = "fairuse.usage"
+    tenant_id: str
+    metric: Metric
+    day: str
+    weighted_ms: float
+    raw_ms: int
+    session_id: str
+    user_id: str
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter(Record):
+    """Input that could not be processed, with its raw payload and the precise reason.
+
+    ``raw`` is the payload as UTF-8 text, or base64 when it is not valid UTF-8
+    (``raw_encoding``). ``source`` says where it came from (``topic/partition/offset`` when
+    streaming, ``file:line`` in replay); it is not part of the record's identity.
+    """
+
+    TOPIC: ClassVar[str] = "fairuse.dead-letter"
+    dead_letter_id: str
+    tenant_id: str
+    event_id: str
+    reason: RejectionReason
+    detail: str
+    raw: str
+    raw_encoding: Literal["utf-8", "base64"]
+    ts: int | None
+    source: str
+
+
+def dead_letter(
+    raw: bytes | str,
+    reason: RejectionReason,
+    detail: str,
+    *,
+    source: str,
+    tenant_id: str = "",
+    event_id: str = "",
+    ts: int | None = None,
+) -> DeadLetter:
+    """Build a :class:`DeadLetter` for ``raw``; its id derives from the source position."""
+    payload = raw.encode() if isinstance(raw, str) else raw
+    try:
+        text, encoding = payload.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(payload).decode("ascii"), "base64"
+    return DeadLetter(
+        dead_letter_id=stable_id(source, reason, hashlib.blake2b(payload).hexdigest()),
+        tenant_id=tenant_id,
+        event_id=event_id,
+        reason=reason,
+        detail=detail,
+        raw=text,
+        raw_encoding=encoding,  # type: ignore[arg-type]
+        ts=ts,
+        source=source,
+    )
+
+
+OutputRecord = Violation | Enforcement | UsageAccrual | DeadLetter

@@ -1,0 +1,98 @@
+"""One settings object, read once at the edge from ``FAIRUSE_*`` environment variables.
+
+Every variable is documented in README.md (Configuration). Each shell receives the part it needs;
+the pure core never reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal
+
+from fairuse.errors import ConfigError
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+TOPIC_NAMES = ("events", "usage", "violations", "enforcement", "dead-letter", "policy")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """How to reach the Kafka cluster (``FAIRUSE_KAFKA_*``)."""
+
+    bootstrap: str = "127.0.0.1:19092"
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    topic_prefix: str = "fairuse."
+    events_partitions: int = 8
+    replication_factor: int = 1
+
+    def topic(self, name: str) -> str:
+        """Full topic name for ``name`` (one of ``TOPIC_NAMES``), e.g. ``fairuse.events``."""
+        if name not in TOPIC_NAMES:
+            raise ConfigError(f"unknown topic {name!r}; known: {', '.join(TOPIC_NAMES)}")
+        return f"{self.topic_prefix}{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """All of fairuse's configuration."""
+
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    data_dir: Path = Path("var")
+    policy_file: Path | None = None
+    warehouse_dsn: str | None = None
+
+    @property
+    def resolved_warehouse_dsn(self) -> str:
+        """The warehouse DSN; the embedded chDB store under ``data_dir`` when none is set."""
+        return self.warehouse_dsn or f"chdb://{(self.data_dir / 'warehouse').resolve()}"
+
+
+_KAFKA_ENV = {f.name: f"FAIRUSE_KAFKA_{f.name.upper()}" for f in fields(KafkaSettings)}
+
+
+def _coerce(name: str, raw: str, default: object) -> object:
+    if isinstance(default, int) and not isinstance(default, bool):
+        try:
+            value = int(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+        if value < 1:
+            raise ConfigError(f"{name} must be at least 1, got {value}")
+        return value
+    return raw
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``env`` (default: ``os.environ``); raise ConfigError if bad."""
+    env = os.environ if env is None else env
+    defaults = KafkaSettings()
+    kafka_kwargs: dict[str, object] = {}
+    for attr, var in _KAFKA_ENV.items():
+        if env.get(var):
+            kafka_kwargs[attr] = _coerce(var, env[var], getattr(defaults, attr))
+    kafka = KafkaSettings(**kafka_kwargs)  # type: ignore[arg-type]
+    if kafka.security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+        raise ConfigError(f"FAIRUSE_KAFKA_SECURITY_PROTOCOL: unknown {kafka.security_protocol!r}")
+    if kafka.security_protocol.startswith("SASL") and not (
+        kafka.sasl_mechanism and kafka.sasl_username and kafka.sasl_password
+    ):
+        raise ConfigError(
+            "SASL needs FAIRUSE_KAFKA_SASL_MECHANISM, FAIRUSE_KAFKA_SASL_USERNAME and "
+            "FAIRUSE_KAFKA_SASL_PASSWORD"
+        )
+    policy = env.get("FAIRUSE_POLICY_FILE")
+    return Settings(
+        kafka=kafka,
+        data_dir=Path(env.get("FAIRUSE_DATA_DIR") or "var"),
+        policy_file=Path(policy) if policy else None,
+        warehouse_dsn=env.get("FAIRUSE_WAREHOUSE_DSN") or None,
+    )
