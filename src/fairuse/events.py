@@ -294,7 +294,7 @@ def _known(obj: dict[str, Any], name: str) -> str:
 
 
 def parse_event(raw: bytes | str) -> Event | Rejection:
-    """Validate one wire payload; return the typed event, or a :class:`Rejection` with the reason."""
+    """Validate one wire payload: the typed event, or a :class:`Rejection` with the reason."""
     size = len(raw.encode() if isinstance(raw, str) else raw)
     if size > MAX_PAYLOAD_BYTES:
         return Rejection(
