@@ -41,11 +41,39 @@ class KafkaSettings:
         return f"{self.topic_prefix}{name}"
 
 
+ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """The streaming worker (``FAIRUSE_WORKER_*``); see docs/streaming.md."""
+
+    app_id: str = "fairuse-worker"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    canonical_url: str = ""
+    store: str = "memory://"
+    processing_guarantee: ProcessingGuarantee = "at_least_once"
+    batch_max: int = 1000
+    batch_within_ms: int = 20
+    producer_linger_ms: int = 5
+    max_poll_records: int = 2000
+    expiry_interval_s: int = 10
+    api_token: str | None = field(default=None, repr=False)
+    api_tenant_tokens: str | None = field(default=None, repr=False)
+
+
+_WORKER_ENV = {f.name: f"FAIRUSE_WORKER_{f.name.upper()}" for f in fields(WorkerSettings)}
+_WORKER_ENV["api_token"] = "FAIRUSE_API_TOKEN"
+_WORKER_ENV["api_tenant_tokens"] = "FAIRUSE_API_TENANT_TOKENS"
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """All of fairuse's configuration."""
 
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
     data_dir: Path = Path("var")
     policy_file: Path | None = None
     warehouse_dsn: str | None = None
@@ -89,9 +117,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "SASL needs FAIRUSE_KAFKA_SASL_MECHANISM, FAIRUSE_KAFKA_SASL_USERNAME and "
             "FAIRUSE_KAFKA_SASL_PASSWORD"
         )
+    worker_defaults = WorkerSettings()
+    worker_kwargs: dict[str, object] = {}
+    for attr, var in _WORKER_ENV.items():
+        if env.get(var):
+            worker_kwargs[attr] = _coerce(var, env[var], getattr(worker_defaults, attr))
+    worker = WorkerSettings(**worker_kwargs)  # type: ignore[arg-type]
+    if worker.processing_guarantee not in ("at_least_once", "exactly_once"):
+        raise ConfigError(
+            f"FAIRUSE_WORKER_PROCESSING_GUARANTEE: unknown {worker.processing_guarantee!r}"
+        )
     policy = env.get("FAIRUSE_POLICY_FILE")
     return Settings(
         kafka=kafka,
+        worker=worker,
         data_dir=Path(env.get("FAIRUSE_DATA_DIR") or "var"),
         policy_file=Path(policy) if policy else None,
         warehouse_dsn=env.get("FAIRUSE_WAREHOUSE_DSN") or None,
