@@ -11,7 +11,7 @@ from fairuse.errors import FairUseError
 
 # Each module defines ``register(subparsers)``, adding subcommands whose parsers set
 # ``func(args) -> int``.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("fairuse.policy_cli",)
 
 
 def build_parser() -> argparse.ArgumentParser:
