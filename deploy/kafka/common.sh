@@ -1,0 +1,61 @@
+# Shared settings of the deploy/kafka scripts; sourced, not run.
+# Every variable can be overridden from the environment (see README.md in this directory).
+
+KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
+KAFKA_SCALA_VERSION="2.13"
+LOG4J_VERSION="2.25.5" # the log4j2 of kafka-server 4.4.0; binds SLF4J 1.7 (Kafka's API) to it
+
+KAFKA_SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+KAFKA_CHECKOUT="$(cd "$KAFKA_SCRIPT_DIR/../.." && pwd)"
+
+FAIRUSE_CACHE="${FAIRUSE_CACHE:-$HOME/.cache/fairuse}"
+KAFKA_HOME="${KAFKA_HOME:-$FAIRUSE_CACHE/kafka-$KAFKA_VERSION}"
+KAFKA_LIBS="$KAFKA_HOME/libs"
+KAFKA_TOOLS="$KAFKA_HOME/tools"
+KAFKA_FETCHED_MARKER="$KAFKA_HOME/.fetched"
+
+KAFKA_HOST="127.0.0.1"
+KAFKA_PORT="${KAFKA_PORT:-19092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
+KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$KAFKA_CHECKOUT/var/kafka}"
+KAFKA_LOG_DIR="${KAFKA_LOG_DIR:-$KAFKA_DATA_DIR/logs}"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms512m -Xmx512m}"
+KAFKA_START_TIMEOUT_S="${KAFKA_START_TIMEOUT_S:-60}"
+KAFKA_STOP_TIMEOUT_S="${KAFKA_STOP_TIMEOUT_S:-30}"
+
+KAFKA_CONFIG="$KAFKA_DATA_DIR/server.properties"
+KAFKA_PID_FILE="$KAFKA_DATA_DIR/kafka.pid"
+KAFKA_BOOTSTRAP_FILE="$KAFKA_DATA_DIR/bootstrap" # "host:port" of the running broker
+
+kafka_log() { echo "kafka: $*" >&2; }
+kafka_die() {
+  kafka_log "error: $*"
+  exit 1
+}
+
+# The pid of this data dir's broker if that process is alive, else nothing (exit status 1).
+kafka_running_pid() {
+  [[ -f "$KAFKA_PID_FILE" ]] || return 1
+  local pid
+  pid="$(cat "$KAFKA_PID_FILE")"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  # Guard against a recycled pid: the process must be a JVM running our config.
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$KAFKA_CONFIG" || return 1
+  echo "$pid"
+}
+
+# True if something accepts TCP connections on $KAFKA_HOST:$1.
+kafka_port_in_use() {
+  (exec 3<>"/dev/tcp/$KAFKA_HOST/$1") 2>/dev/null
+}
+
+# Run the readiness probe: a real metadata request, retried until the deadline.
+#   kafka_probe BOOTSTRAP TIMEOUT_S [PID_TO_WATCH]
+kafka_probe() {
+  java -cp "$KAFKA_TOOLS:$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$KAFKA_SCRIPT_DIR/log4j2-quiet.properties" \
+    KafkaReady "$@"
+}
+
+kafka_require_fetched() {
+  [[ -f "$KAFKA_FETCHED_MARKER" ]] || "$KAFKA_SCRIPT_DIR/fetch.sh"
+}

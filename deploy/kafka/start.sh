@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Start the local single-node Kafka (KRaft) broker and wait until it answers a metadata request.
+# Reuses a broker already running for the same data dir. Prints the bootstrap address on stdout.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+bootstrap="$KAFKA_HOST:$KAFKA_PORT"
+
+if pid="$(kafka_running_pid)"; then
+  running="$(cat "$KAFKA_BOOTSTRAP_FILE" 2>/dev/null || echo "?")"
+  [[ "$running" == "$bootstrap" ]] ||
+    kafka_die "the broker of $KAFKA_DATA_DIR already runs (pid $pid) on $running, not $bootstrap"
+  kafka_probe "$bootstrap" 10 "$pid" >/dev/null ||
+    kafka_die "the broker of $KAFKA_DATA_DIR runs (pid $pid) but does not answer on $bootstrap"
+  kafka_log "reusing the running broker (pid $pid) on $bootstrap"
+  echo "$bootstrap"
+  exit 0
+fi
+
+for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+  if kafka_port_in_use "$port"; then
+    kafka_die "port $port on $KAFKA_HOST is taken by another process (not the broker of" \
+      "$KAFKA_DATA_DIR); stop it or choose KAFKA_PORT / KAFKA_CONTROLLER_PORT"
+  fi
+done
+
+kafka_require_fetched
+command -v java >/dev/null || kafka_die "java (17+) is not on PATH"
+mkdir -p "$KAFKA_DATA_DIR/data" "$KAFKA_LOG_DIR"
+sed -e "s|@HOST@|$KAFKA_HOST|g" -e "s|@PORT@|$KAFKA_PORT|g" \
+  -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" -e "s|@DATA_DIR@|$KAFKA_DATA_DIR|g" \
+  "$KAFKA_SCRIPT_DIR/server.properties.template" >"$KAFKA_CONFIG"
+
+classpath="$KAFKA_LIBS/*"
+java_opts=(-Dlog4j2.configurationFile="$KAFKA_SCRIPT_DIR/log4j2.properties"
+  -Dkafka.logs.dir="$KAFKA_LOG_DIR" -Djava.awt.headless=true)
+
+if [[ ! -f "$KAFKA_DATA_DIR/data/meta.properties" ]]; then
+  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  kafka_log "formatting storage in $KAFKA_DATA_DIR/data (cluster $cluster_id)"
+  java -cp "$classpath" "${java_opts[@]}" kafka.tools.StorageTool format \
+    -t "$cluster_id" -c "$KAFKA_CONFIG" --ignore-formatted >"$KAFKA_LOG_DIR/format.out" 2>&1 ||
+    { cat "$KAFKA_LOG_DIR/format.out" >&2; kafka_die "formatting storage failed"; }
+fi
+
+kafka_log "starting Kafka $KAFKA_VERSION on $bootstrap (data $KAFKA_DATA_DIR, logs $KAFKA_LOG_DIR)"
+# setsid: the broker outlives this script and is not hit by the terminal's Ctrl-C; stop.sh ends it.
+# shellcheck disable=SC2086 # KAFKA_HEAP_OPTS holds several options
+setsid java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -cp "$classpath" \
+  "${java_opts[@]}" kafka.Kafka "$KAFKA_CONFIG" >"$KAFKA_LOG_DIR/kafka.out" 2>&1 </dev/null &
+pid=$!
+echo "$pid" >"$KAFKA_PID_FILE"
+echo "$bootstrap" >"$KAFKA_BOOTSTRAP_FILE"
+
+if ! kafka_probe "$bootstrap" "$KAFKA_START_TIMEOUT_S" "$pid" >/dev/null; then
+  kafka_log "the broker did not come up within ${KAFKA_START_TIMEOUT_S}s; last log lines:"
+  tail -n 30 "$KAFKA_LOG_DIR/kafka.out" "$KAFKA_LOG_DIR/server.log" >&2 2>/dev/null || true
+  kill "$pid" 2>/dev/null || true
+  rm -f "$KAFKA_PID_FILE" "$KAFKA_BOOTSTRAP_FILE"
+  kafka_die "Kafka did not start on $bootstrap (full logs in $KAFKA_LOG_DIR)"
+fi
+kafka_log "ready on $bootstrap (pid $pid)"
+echo "$bootstrap"
