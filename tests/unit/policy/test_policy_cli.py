@@ -1,0 +1,75 @@
+"""`fairuse policy check`: prints revisions, exits 2 with the offending line on a bad file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from fairuse.cli import build_parser, main
+from fairuse.policy_cli import policy_actions, register
+
+EXAMPLE = str(Path(__file__).parents[3] / "examples" / "policy-2027.toml")
+
+
+def test_check_prints_revisions_and_overrides(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "check", EXAMPLE]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{EXAMPLE}: OK, 2 revisions, fingerprint ")
+    assert "revision '2021-01-12' effective from 2021-01-12T00:00:00Z" in out
+    assert "revision '2027-01-01' effective from 2027-01-01T00:00:00Z" in out
+    assert "api_calls_per_day        3000 calls/day per tenant" in out
+    assert "tenant 'acme' overrides:\n    api_calls_per_day        6000" in out
+    assert "timezone                 Europe/Berlin" in out
+
+
+def test_check_at_shows_only_the_revision_in_force(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "check", EXAMPLE, "--at", "2026-12-31T23:59:59Z"]) == 0
+    out = capsys.readouterr().out
+    assert "revision '2021-01-12'" in out
+    assert "revision '2027-01-01'" not in out
+
+
+def test_check_bad_file_exits_2_with_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "policy.toml"
+    bad.write_text(Path(EXAMPLE).read_text().replace("api_calls_per_day = 3000", "api_calls = 1"))
+    assert main(["policy", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    line = Path(EXAMPLE).read_text().splitlines().index("api_calls_per_day = 3000") + 1
+    assert err == (
+        f"fairuse policy: {bad}:{line}: revision '2027-01-01': unknown field 'api_calls' "
+        "(did you mean 'api_calls_per_day'?)\n"
+    )
+
+
+def test_check_warns_about_overrides_not_restated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = Path(EXAMPLE).read_text()
+    last = text.rindex('[revision.tenants."acme"]')
+    path = tmp_path / "p.toml"
+    path.write_text(text[:last])
+    assert main(["policy", "check", str(path)]) == 0
+    assert "warning: tenant 'acme' has overrides in revision '2021-01-12' but not in " in (
+        capsys.readouterr().out
+    )
+
+
+def test_another_module_can_add_a_policy_action() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    register(sub)
+    publish = policy_actions(sub).add_parser("publish")
+    publish.add_argument("file")
+    publish.set_defaults(func="publish-handler")
+    assert parser.parse_args(["policy", "publish", "x.toml"]).func == "publish-handler"
+    assert parser.parse_args(["policy", "check", "x.toml"]).file == "x.toml"
+
+
+def test_policy_group_is_in_the_fairuse_cli() -> None:
+    args = build_parser().parse_args(["policy", "check", "f.toml"])
+    assert args.command == "policy"
+    assert args.policy_action == "check"
