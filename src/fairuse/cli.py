@@ -11,7 +11,7 @@ from fairuse.errors import FairUseError
 
 # Each module defines ``register(subparsers)``, adding subcommands whose parsers set
 # ``func(args) -> int``.
-COMMAND_MODULES: tuple[str, ...] = ("fairuse.policy_cli",)
+COMMAND_MODULES: tuple[str, ...] = ("fairuse.policy_cli", "fairuse.recorder.cli", "fairuse.topics")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,166 @@
+"""The pipeline's Kafka topics: their layout, idempotent creation, and ``fairuse topics``.
+
+Every data topic has ``events_partitions`` partitions so usage, violations, enforcement and
+dead letters stay co-partitioned with the events by tenant key. The policy topic is a single
+compacted partition. Each topic stamps records on append (``LogAppendTime``), so retention is
+never driven by event time: a backdated event is not deleted before it is processed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+
+from fairuse.errors import BrokerError
+from fairuse.kafka import client_kwargs
+from fairuse.settings import TOPIC_NAMES, KafkaSettings, load_settings
+
+__all__ = ["TopicSpec", "create_topics", "describe_topics", "register", "topic_specs"]
+
+ADMIN_TIMEOUT_MS = 15_000
+TopicOutcome = Literal["created", "exists"]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One topic as the pipeline needs it."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+def topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
+    """The topics of the pipeline, in ``TOPIC_NAMES`` order."""
+    specs = []
+    for name in TOPIC_NAMES:
+        configs = {"message.timestamp.type": "LogAppendTime"}
+        partitions = settings.events_partitions
+        if name == "policy":
+            configs["cleanup.policy"] = "compact"
+            partitions = 1
+        specs.append(
+            TopicSpec(settings.topic(name), partitions, settings.replication_factor, configs)
+        )
+    return specs
+
+
+def _broker_error(settings: KafkaSettings, exc: BaseException) -> BrokerError:
+    return BrokerError(f"Kafka broker unreachable or failing at {settings.bootstrap}: {exc}")
+
+
+async def _admin(settings: KafkaSettings) -> AIOKafkaAdminClient:
+    admin = AIOKafkaAdminClient(request_timeout_ms=ADMIN_TIMEOUT_MS, **client_kwargs(settings))
+    try:
+        await admin.start()
+    except (KafkaError, OSError) as exc:
+        await admin.close()
+        raise _broker_error(settings, exc) from exc
+    return admin
+
+
+async def describe_topics_async(
+    settings: KafkaSettings, names: Iterable[str] | None = None
+) -> dict[str, int]:
+    """Partition counts of the existing topics among ``names`` (all topics when ``None``)."""
+    admin = await _admin(settings)
+    try:
+        found = await admin.describe_topics(list(names) if names is not None else None)
+    except (KafkaError, OSError) as exc:  # OSError covers TimeoutError
+        raise _broker_error(settings, exc) from exc
+    finally:
+        await admin.close()
+    return {t["topic"]: len(t["partitions"]) for t in found if t["error_code"] == 0}
+
+
+async def create_topics_async(settings: KafkaSettings) -> dict[str, TopicOutcome]:
+    """Create the missing topics of :func:`topic_specs`; see :func:`create_topics`."""
+    specs = topic_specs(settings)
+    admin = await _admin(settings)
+    try:
+        response = await admin.create_topics(
+            [
+                NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.configs)
+                for s in specs
+            ],
+            timeout_ms=ADMIN_TIMEOUT_MS,
+        )
+        outcomes: dict[str, TopicOutcome] = {}
+        for topic, code, *message in response.topic_errors:
+            error = for_code(code)
+            if code == 0:
+                outcomes[topic] = "created"
+            elif error is TopicAlreadyExistsError:
+                outcomes[topic] = "exists"
+            else:
+                detail = message[0] if message and message[0] else error.__name__
+                raise BrokerError(f"cannot create topic {topic} at {settings.bootstrap}: {detail}")
+        existing = await admin.describe_topics([s.name for s in specs])
+    except (KafkaError, OSError) as exc:  # OSError covers TimeoutError
+        raise _broker_error(settings, exc) from exc
+    finally:
+        await admin.close()
+    partitions = {t["topic"]: len(t["partitions"]) for t in existing}
+    for spec in specs:
+        if partitions.get(spec.name) != spec.partitions:
+            raise BrokerError(
+                f"topic {spec.name} has {partitions.get(spec.name)} partitions, configuration "
+                f"says {spec.partitions}; co-partitioning by tenant needs them equal"
+            )
+    return outcomes
+
+
+def create_topics(settings: KafkaSettings) -> dict[str, TopicOutcome]:
+    """Create the pipeline's topics that do not exist yet (idempotent).
+
+    Returns each topic's outcome (``created`` or ``exists``). Raises :class:`BrokerError` if the
+    broker is unreachable, refuses a topic, or an existing topic has another partition count.
+    """
+    return asyncio.run(create_topics_async(settings))
+
+
+def describe_topics(settings: KafkaSettings, names: Iterable[str] | None = None) -> dict[str, int]:
+    """Partition counts of existing topics (all when ``names`` is ``None``)."""
+    return asyncio.run(describe_topics_async(settings, names))
+
+
+def _quiet_client_logs() -> None:
+    # The CLI reports failures as one BrokerError line; without this, aiokafka's connection
+    # warnings reach stderr through logging's last-resort handler as well.
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+
+
+def _cmd_create(args: argparse.Namespace) -> int:
+    _quiet_client_logs()
+    settings = load_settings().kafka
+    for topic, outcome in create_topics(settings).items():
+        print(f"{topic}\t{outcome}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    _quiet_client_logs()
+    settings = load_settings().kafka
+    names = None if args.all else [s.name for s in topic_specs(settings)]
+    for topic, partitions in sorted(describe_topics(settings, names).items()):
+        print(f"{topic}\tpartitions={partitions}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``fairuse topics create`` and ``fairuse topics list``."""
+    topics = subparsers.add_parser("topics", help="create or list the pipeline's Kafka topics")
+    actions = topics.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="create missing topics (idempotent)")
+    create.set_defaults(func=_cmd_create)
+    listing = actions.add_parser("list", help="list the pipeline's topics and partition counts")
+    listing.add_argument("--all", action="store_true", help="list every topic of the cluster")
+    listing.set_defaults(func=_cmd_list)
