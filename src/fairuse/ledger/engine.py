@@ -1,0 +1,377 @@
+"""The ledger: a fold of each tenant's events through the rules, emitting output records.
+
+``Ledger.process(raw, source)`` parses one payload, drops repeated event ids, applies rules 1-6 and
+returns the records in emission order: dead letters, usage accruals, violations, enforcement, each
+in the order they arise. Pure: no I/O, no clock, no environment; time is the events' time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from fairuse.events import (
+    ApiCall,
+    CallDeleted,
+    CallStored,
+    Event,
+    Rejection,
+    RejectionReason,
+    SessionHeartbeat,
+    SessionStarted,
+    SessionStopped,
+    UsageNotice,
+    UserActivated,
+    UserDeactivated,
+    encode_event,
+    parse_event,
+)
+from fairuse.ledger import dedup, escalation, metrics, notices, sessions, thresholds
+from fairuse.ledger.calendar import DAY_MS, Calendar, calendar_for
+from fairuse.ledger.state import HeldStop, Session, TenantState
+from fairuse.ledger.summary import Archive, archive_period, summary_rows
+from fairuse.policy import Limits, Policy, Revision
+from fairuse.records import (
+    DeadLetter,
+    Enforcement,
+    OutputRecord,
+    UsageAccrual,
+    Violation,
+    dead_letter,
+)
+
+UPKEEP_EVERY_MS = 60_000  # event time between expiry sweeps of a tenant
+KEEP_PERIODS_MS = 100 * DAY_MS  # periods (and their status marks) older than this are archived
+
+
+class _Step:
+    """The work of one event: its context and the records it emits."""
+
+    __slots__ = (
+        "accruals",
+        "calendar",
+        "dead",
+        "enforcement",
+        "limits",
+        "revision",
+        "state",
+        "touched",
+        "ts",
+        "violations",
+    )
+
+    def __init__(self, state: TenantState, revision: Revision, limits: Limits, ts: int) -> None:
+        self.state = state
+        self.revision = revision
+        self.limits = limits
+        self.ts = ts
+        self.calendar: Calendar = calendar_for(limits.timezone)
+        self.dead: list[DeadLetter] = []
+        self.accruals: list[UsageAccrual] = []
+        self.violations: list[Violation] = []
+        self.enforcement: list[Enforcement] = []
+        self.touched: dict[tuple[str, str], None] = {}
+
+    def reject(
+        self,
+        raw: bytes | str,
+        reason: RejectionReason,
+        detail: str,
+        source: str,
+        event_id: str,
+        ts: int,
+    ) -> None:
+        self.dead.append(
+            dead_letter(
+                raw,
+                reason,
+                detail,
+                source=source,
+                tenant_id=self.state.tenant_id,
+                event_id=event_id,
+                ts=ts,
+            )
+        )
+
+    def accrue(self, session_id: str, session: Session, until_ts: int, event_id: str) -> None:
+        """Rules 1-3: count the session's time up to ``until_ts``, split at local days."""
+        span = sessions.accrue(session, until_ts)
+        if span is None:
+            return
+        state = self.state
+        metric = session.metric
+        weight = session.weight
+        for day, raw_ms in self.calendar.split(*span):
+            weighted = raw_ms * weight
+            month = day[:7]
+            metrics.add_session_time(state, metric, month, raw_ms, weighted)
+            self.touched[(metric, month)] = None
+            self.accruals.append(
+                UsageAccrual(
+                    tenant_id=state.tenant_id,
+                    metric=metric,  # type: ignore[arg-type]
+                    day=day,
+                    weighted_ms=weighted,
+                    raw_ms=raw_ms,
+                    session_id=session_id,
+                    user_id=session.user_id,
+                    event_id=event_id,
+                )
+            )
+
+    def check_touched(self) -> None:
+        """Rules 5-6 for every metric period this event changed."""
+        state, limits = self.state, self.limits
+        for metric, period in self.touched:
+            observed, limit, seat_count = metrics.measure(state, metric, period, limits)
+            found = thresholds.check(
+                state,
+                metric,
+                period,
+                observed,
+                limit,
+                seats=seat_count,
+                warning_ratio=limits.warning_ratio,
+                revision_id=self.revision.id,
+                ts=self.ts,
+            )
+            for violation in found:
+                self.violations.append(violation)
+                self.enforcement.extend(escalation.on_violation(state, violation, limits))
+
+    def records(self) -> list[OutputRecord]:
+        return [*self.dead, *self.accruals, *self.violations, *self.enforcement]
+
+
+def _raw_text(raw: bytes | str | None, event: Event) -> str:
+    if raw is None:
+        return encode_event(event).decode()
+    return raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "replace")
+
+
+def _on_start(step: _Step, event: SessionStarted, raw: bytes | str | None, source: str) -> None:
+    state = step.state
+    sid = event.session_id
+    if sessions.is_known(state, sid):
+        step.reject(
+            raw if raw is not None else encode_event(event),
+            "duplicate_start",
+            f"session '{sid}' was already started",
+            source,
+            event.event_id,
+            event.ts,
+        )
+        return
+    session = sessions.open_session(state, event)
+    held = sessions.take_held_stop(state, sid)
+    if held is None:
+        return
+    if held.ts < event.ts:
+        step.reject(
+            held.raw,
+            "stop_before_start",
+            f"stop at {held.ts} is earlier than the start of session '{sid}' at {event.ts}",
+            held.source,
+            held.event_id,
+            held.ts,
+        )
+        return
+    step.accrue(sid, session, held.ts, held.event_id)
+    sessions.end_session(state, sid, held.ts)
+
+
+def _on_heartbeat(
+    step: _Step, event: SessionHeartbeat, raw: bytes | str | None, source: str
+) -> None:
+    session = step.state.sessions.get(event.session_id)
+    if session is not None:
+        step.accrue(event.session_id, session, event.ts, event.event_id)
+
+
+def _on_stop(step: _Step, event: SessionStopped, raw: bytes | str | None, source: str) -> None:
+    state = step.state
+    sid = event.session_id
+    session = state.sessions.get(sid)
+    if session is None:
+        if sid not in state.ended:
+            held = HeldStop(event.event_id, event.ts, _raw_text(raw, event), source)
+            sessions.hold_stop(state, sid, held)
+        return
+    if event.ts < session.start_ts:
+        step.reject(
+            raw if raw is not None else encode_event(event),
+            "stop_before_start",
+            f"stop at {event.ts} is earlier than the start of session '{sid}' at "
+            f"{session.start_ts}",
+            source,
+            event.event_id,
+            event.ts,
+        )
+        return
+    step.accrue(sid, session, event.ts, event.event_id)
+    sessions.end_session(state, sid, event.ts)
+
+
+def _on_api_call(step: _Step, event: ApiCall, raw: bytes | str | None, source: str) -> None:
+    day = step.calendar.day_of(event.ts)
+    metrics.add_api_calls(step.state, day, event.count)
+    step.touched[("api_calls", day)] = None
+
+
+def _on_call_stored(step: _Step, event: CallStored, raw: bytes | str | None, source: str) -> None:
+    if metrics.store_call(step.state, event.call_id):
+        step.touched[("stored_calls_per_user", step.calendar.day_of(event.ts)[:7])] = None
+
+
+def _on_call_deleted(step: _Step, event: CallDeleted, raw: bytes | str | None, source: str) -> None:
+    if metrics.delete_call(step.state, event.call_id):
+        step.touched[("stored_calls_per_user", step.calendar.day_of(event.ts)[:7])] = None
+
+
+def _roster_changed(step: _Step) -> None:
+    """A seat came or went: re-check every seat-dependent metric of the current month."""
+    state = step.state
+    month = step.calendar.day_of(step.ts)[:7]
+    for metric in metrics.SEAT_METRICS:
+        has_row = month in state.periods.get(metric, ())
+        if has_row or (metric == "stored_calls_per_user" and state.calls):
+            step.touched[(metric, month)] = None
+
+
+def _on_activated(step: _Step, event: UserActivated, raw: bytes | str | None, source: str) -> None:
+    if metrics.activate_user(step.state, event.user_id):
+        _roster_changed(step)
+
+
+def _on_deactivated(
+    step: _Step, event: UserDeactivated, raw: bytes | str | None, source: str
+) -> None:
+    if metrics.deactivate_user(step.state, event.user_id):
+        _roster_changed(step)
+
+
+def _on_notice(step: _Step, event: UsageNotice, raw: bytes | str | None, source: str) -> None:
+    notices.add_notice(step.state, event)
+
+
+_HANDLERS: dict[type[Event], Callable[[_Step, Any, bytes | str | None, str], None]] = {
+    SessionStarted: _on_start,
+    SessionHeartbeat: _on_heartbeat,
+    SessionStopped: _on_stop,
+    ApiCall: _on_api_call,
+    CallStored: _on_call_stored,
+    CallDeleted: _on_call_deleted,
+    UserActivated: _on_activated,
+    UserDeactivated: _on_deactivated,
+    UsageNotice: _on_notice,
+}
+
+
+class Ledger:
+    """The rules applied to every tenant's events, with per-tenant :class:`TenantState`.
+
+    ``states`` may be any mutable mapping (a Faust table in streaming); each state is written
+    back after every event that is not a duplicate.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        states: MutableMapping[str, TenantState] | None = None,
+        *,
+        dedup_horizon_ms: int = dedup.DEFAULT_HORIZON_MS,
+    ) -> None:
+        if dedup_horizon_ms < dedup.DEFAULT_HORIZON_MS:
+            raise ValueError("the dedup horizon must be at least 7 days")
+        self._policy = policy
+        self.states: MutableMapping[str, TenantState] = {} if states is None else states
+        self.dedup_horizon_ms = dedup_horizon_ms
+        self.duplicates = 0
+        self._archive: Archive = {}
+
+    @property
+    def policy(self) -> Policy:
+        """The policy; a new one applies from the next event on."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        self._policy = policy
+
+    def process(self, raw: bytes | str, source: str) -> list[OutputRecord]:
+        """Parse one payload and apply it; a rejection becomes a dead letter from ``source``."""
+        parsed = parse_event(raw)
+        if isinstance(parsed, Rejection):
+            return [
+                dead_letter(
+                    raw,
+                    parsed.reason,
+                    parsed.detail,
+                    source=source,
+                    tenant_id=parsed.tenant_id,
+                    event_id=parsed.event_id,
+                    ts=parsed.ts,
+                )
+            ]
+        return self.process_event(parsed, raw, source)
+
+    def process_event(
+        self, event: Event, raw: bytes | str | None, source: str
+    ) -> list[OutputRecord]:
+        """Apply one valid event (``raw`` is its payload, kept for ledger dead letters)."""
+        tenant_id = event.tenant_id
+        state = self.states.get(tenant_id)
+        if state is None:
+            state = TenantState(tenant_id)
+        if dedup.is_duplicate(state, event.event_id, self.dedup_horizon_ms):
+            self.duplicates += 1
+            return []
+        ts = event.ts
+        dedup.remember(state, event.event_id, ts)
+        if ts > state.clock_ms:
+            state.clock_ms = ts
+        revision, limits = self._policy.limits_at(tenant_id, ts)
+        step = _Step(state, revision, limits, ts)
+        _HANDLERS[type(event)](step, event, raw, source)
+        if step.touched:
+            step.check_touched()
+        if state.clock_ms >= state.next_upkeep_ms:
+            self._upkeep(state, limits)
+        self.states[tenant_id] = state
+        return step.records()
+
+    def expire_idle(self, now_ms: int) -> list[OutputRecord]:
+        """Close sessions silent for longer than the expiry at ``now_ms`` (event time).
+
+        Closing emits nothing, so calling this at any moment never changes the output records.
+        """
+        for tenant_id, state in list(self.states.items()):
+            _, limits = self._policy.limits_at(tenant_id, now_ms)
+            before = [s.status for s in state.sessions.values()]
+            sessions.expire_sessions(state, now_ms, limits.session_expiry_s * 1000)
+            if before != [s.status for s in state.sessions.values()]:
+                self.states[tenant_id] = state
+        return []
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Usage summary rows for every tenant, metric and period seen (see docs)."""
+        return summary_rows(self.states.values(), self._archive)
+
+    def _upkeep(self, state: TenantState, limits: Limits) -> None:
+        """Close idle sessions; once per event-time day, forget what is past its horizon."""
+        now = state.clock_ms
+        previous = state.next_upkeep_ms - UPKEEP_EVERY_MS
+        sessions.expire_sessions(state, now, limits.session_expiry_s * 1000)
+        state.next_upkeep_ms = now + UPKEEP_EVERY_MS
+        if now // DAY_MS == previous // DAY_MS:
+            return
+        cutoff = now - self.dedup_horizon_ms
+        dedup.prune_seen(state, cutoff)
+        sessions.prune_sessions(state, cutoff)
+        notices.prune_notices(state, cutoff)
+        escalation.prune_strikes(state, now, limits)
+        keep_from = calendar_for("UTC").day_of(now - KEEP_PERIODS_MS)[:7]
+        for metric, rows in state.periods.items():
+            for period in [p for p in rows if p[:7] < keep_from]:
+                archive_period(self._archive, state.tenant_id, metric, period, rows.pop(period))
+        state.marks = {m: None for m in state.marks if m.split("|")[1][:7] >= keep_from}

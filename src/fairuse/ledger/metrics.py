@@ -1,0 +1,131 @@
+"""Rule 4: the four metrics, their periods, units, limits and the tenant's seats.
+
+- ``audio_hours`` / ``video_hours``: weighted session hours per local month; limit =
+  hours_per_day x working_days_per_month x seats.
+- ``api_calls``: calls per local day; limit = api_calls_per_day.
+- ``stored_calls_per_user``: stored calls / seats, per local month; limit = stored_calls_per_user.
+
+Seats = distinct named active users at that moment, at least 1. Stored calls = distinct call ids
+stored and not deleted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fairuse.events import Metric
+from fairuse.ledger.state import TenantState
+from fairuse.policy import Limits
+from fairuse.records import Unit
+
+MS_PER_HOUR = 3_600_000
+HOUR_METRICS: tuple[Metric, ...] = ("audio_hours", "video_hours")
+SEAT_METRICS: tuple[Metric, ...] = ("audio_hours", "video_hours", "stored_calls_per_user")
+UNITS: dict[str, Unit] = {
+    "audio_hours": "hours",
+    "video_hours": "hours",
+    "api_calls": "calls",
+    "stored_calls_per_user": "calls_per_user",
+}
+
+
+def seats(state: TenantState) -> int:
+    """Named active users now, at least 1."""
+    return len(state.users) or 1
+
+
+def limit_of(metric: str, limits: Limits, seat_count: int) -> float | int:
+    """The limit of ``metric`` for a period, in the metric's unit."""
+    if metric == "audio_hours":
+        return limits.audio_hours_per_day * limits.working_days_per_month * seat_count
+    if metric == "video_hours":
+        return limits.video_hours_per_day * limits.working_days_per_month * seat_count
+    if metric == "api_calls":
+        return limits.api_calls_per_day
+    return limits.stored_calls_per_user
+
+
+def _rows(state: TenantState, metric: str) -> dict[str, list[Any]]:
+    rows = state.periods.get(metric)
+    if rows is None:
+        rows = state.periods[metric] = {}
+    return rows
+
+
+def add_session_time(state: TenantState, metric: str, month: str, raw_ms: int, weighted: float):
+    """Add one accrual piece to the month's hours row."""
+    rows = _rows(state, metric)
+    row = rows.get(month)
+    if row is None:
+        rows[month] = [weighted, raw_ms, 0.0]
+    else:
+        row[0] += weighted
+        row[1] += raw_ms
+
+
+def add_api_calls(state: TenantState, day: str, count: int) -> None:
+    """Add ``count`` calls to the day's row."""
+    rows = _rows(state, "api_calls")
+    row = rows.get(day)
+    if row is None:
+        rows[day] = [count, 0]
+    else:
+        row[0] += count
+
+
+def store_call(state: TenantState, call_id: str) -> bool:
+    """Record a stored call; False if it was already stored."""
+    if call_id in state.calls:
+        return False
+    state.calls[call_id] = None
+    return True
+
+
+def delete_call(state: TenantState, call_id: str) -> bool:
+    """Forget a stored call; False if it was unknown (then nothing changes)."""
+    if call_id not in state.calls:
+        return False
+    del state.calls[call_id]
+    return True
+
+
+def activate_user(state: TenantState, user_id: str) -> bool:
+    """Add a named active user; False if already active."""
+    if user_id in state.users:
+        return False
+    state.users[user_id] = None
+    return True
+
+
+def deactivate_user(state: TenantState, user_id: str) -> bool:
+    """Remove a named active user; False if not active."""
+    if user_id not in state.users:
+        return False
+    del state.users[user_id]
+    return True
+
+
+def measure(
+    state: TenantState, metric: str, period: str, limits: Limits
+) -> tuple[float | int, float | int, int]:
+    """``(observed, limit, seats)`` of the period now, noting the limit (and stored calls per
+    user) in the period's row, created for stored_calls_per_user if missing."""
+    seat_count = seats(state)
+    limit = limit_of(metric, limits, seat_count)
+    rows = _rows(state, metric)
+    row = rows.get(period)
+    if metric == "stored_calls_per_user":
+        observed: float | int = len(state.calls) / seat_count
+        if row is None:
+            rows[period] = [observed, limit]
+        else:
+            row[0] = observed
+            row[1] = limit
+        return observed, limit, seat_count
+    if row is None:
+        return 0, limit, seat_count
+    if metric == "api_calls":
+        row[1] = limit
+        return row[0], limit, seat_count
+    row[2] = limit
+    return row[0] / MS_PER_HOUR, limit, seat_count

@@ -1,0 +1,65 @@
+"""Rule 5: compare a metric with its limit after every event that changes it.
+
+Reaching ``warning_ratio x limit`` emits ``warning``; going above the limit emits ``exceeded``, or
+``excused`` instead when the triggering event's time lies inside a usage notice for that metric
+that arrived earlier. Each status at most once per tenant, metric and period (a jump past both
+thresholds emits both, warning first). An excused period can still become exceeded by usage
+outside the notice; once exceeded, it is never excused afterwards.
+"""
+
+from __future__ import annotations
+
+from fairuse.ledger.metrics import UNITS
+from fairuse.ledger.notices import covers
+from fairuse.ledger.state import TenantState
+from fairuse.records import Status, Violation, stable_id
+
+
+def violation_id(tenant_id: str, metric: str, period: str, status: str) -> str:
+    """The deterministic id of a violation."""
+    return stable_id(tenant_id, metric, period, status)
+
+
+def check(
+    state: TenantState,
+    metric: str,
+    period: str,
+    observed: float,
+    limit: float,
+    *,
+    seats: int,
+    warning_ratio: float,
+    revision_id: str,
+    ts: int,
+) -> list[Violation]:
+    """The statuses newly reached by ``observed`` (in order), marked as emitted in ``state``."""
+    if observed < warning_ratio * limit:
+        return []
+    marks = state.marks
+    statuses: list[Status] = []
+    prefix = f"{metric}|{period}|"
+    if prefix + "warning" not in marks:
+        statuses.append("warning")
+    if observed > limit and prefix + "exceeded" not in marks:
+        status: Status = "excused" if covers(state, metric, ts) else "exceeded"
+        if prefix + status not in marks:
+            statuses.append(status)
+    out = []
+    for status in statuses:
+        marks[prefix + status] = None
+        out.append(
+            Violation(
+                violation_id=violation_id(state.tenant_id, metric, period, status),
+                tenant_id=state.tenant_id,
+                metric=metric,  # type: ignore[arg-type]
+                period=period,
+                status=status,
+                observed=observed,
+                limit=limit,
+                unit=UNITS[metric],
+                seats=seats,
+                policy_revision=revision_id,
+                ts=ts,
+            )
+        )
+    return out

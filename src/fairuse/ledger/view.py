@@ -1,0 +1,59 @@
+"""The live usage of one tenant at an event-time instant (for the HTTP usage endpoint)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fairuse.events import METRICS
+from fairuse.ledger.calendar import calendar_for
+from fairuse.ledger.metrics import HOUR_METRICS, MS_PER_HOUR, UNITS, limit_of, seats
+from fairuse.ledger.sessions import is_open
+from fairuse.ledger.state import TenantState
+from fairuse.policy import Policy
+
+
+def usage_view(state: TenantState, policy: Policy, at_ms: int) -> dict[str, Any]:
+    """Current local day and month usage of ``state``'s tenant at ``at_ms``.
+
+    ``{"tenant_id", "at", "day", "month", "timezone", "policy_revision", "seats",
+    "open_sessions": [ids, sorted], "metrics": {metric: {"period", "observed", "limit",
+    "percent", "unit"}}}``; api_calls is per day, the other metrics per month. Limits use the
+    revision in force at ``at_ms`` and the seats now; ``percent`` = 100 * observed / limit.
+    """
+    revision, limits = policy.limits_at(state.tenant_id, at_ms)
+    day = calendar_for(limits.timezone).day_of(at_ms)
+    month = day[:7]
+    seat_count = seats(state)
+    view_metrics: dict[str, dict[str, Any]] = {}
+    for metric in METRICS:
+        period = day if metric == "api_calls" else month
+        row = state.periods.get(metric, {}).get(period)
+        observed: float | int
+        if metric in HOUR_METRICS:
+            observed = row[0] / MS_PER_HOUR if row else 0.0
+        elif metric == "api_calls":
+            observed = row[0] if row else 0
+        else:
+            observed = len(state.calls) / seat_count
+        limit = limit_of(metric, limits, seat_count)
+        view_metrics[metric] = {
+            "period": period,
+            "observed": observed,
+            "limit": limit,
+            "percent": 100.0 * observed / limit if limit else 0.0,
+            "unit": UNITS[metric],
+        }
+    expiry_ms = limits.session_expiry_s * 1000
+    return {
+        "tenant_id": state.tenant_id,
+        "at": at_ms,
+        "day": day,
+        "month": month,
+        "timezone": limits.timezone,
+        "policy_revision": revision.id,
+        "seats": seat_count,
+        "open_sessions": sorted(
+            sid for sid, s in state.sessions.items() if is_open(s, at_ms, expiry_ms)
+        ),
+        "metrics": view_metrics,
+    }
