@@ -295,13 +295,15 @@ def _known(obj: dict[str, Any], name: str) -> str:
 
 def parse_event(raw: bytes | str) -> Event | Rejection:
     """Validate one wire payload: the typed event, or a :class:`Rejection` with the reason."""
-    size = len(raw.encode() if isinstance(raw, str) else raw)
+    # surrogatepass: a str with lone surrogates becomes invalid UTF-8 (bad_json), not an exception
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    size = len(data)
     if size > MAX_PAYLOAD_BYTES:
         return Rejection(
             "payload_too_large", f"payload of {size} bytes is over {MAX_PAYLOAD_BYTES}"
         )
     try:
-        obj = orjson.loads(raw)
+        obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         return Rejection("bad_json", f"bad JSON: {exc}")
     if not isinstance(obj, dict):

@@ -126,7 +126,7 @@ def dead_letter(
     ts: int | None = None,
 ) -> DeadLetter:
     """Build a :class:`DeadLetter` for ``raw``; its id derives from the source position."""
-    payload = raw.encode() if isinstance(raw, str) else raw
+    payload = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     try:
         text, encoding = payload.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
