@@ -11,7 +11,12 @@ from fairuse.errors import FairUseError
 
 # Each module defines ``register(subparsers)``, adding subcommands whose parsers set
 # ``func(args) -> int``.
-COMMAND_MODULES: tuple[str, ...] = ("fairuse.policy_cli", "fairuse.recorder.cli", "fairuse.topics")
+COMMAND_MODULES: tuple[str, ...] = (
+    "fairuse.policy_cli",
+    "fairuse.recorder.cli",
+    "fairuse.topics",
+    "fairuse.replay",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
