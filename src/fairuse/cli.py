@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fairuse.recorder.cli",
     "fairuse.topics",
     "fairuse.replay",
+    "fairuse.stream.cli",
 )
 
 
