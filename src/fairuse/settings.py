@@ -69,6 +69,38 @@ _WORKER_ENV["api_tenant_tokens"] = "FAIRUSE_API_TENANT_TOKENS"
 
 
 @dataclass(frozen=True, slots=True)
+class WarehouseSettings:
+    """The warehouse and its sink (``FAIRUSE_WAREHOUSE_*``, ``FAIRUSE_SINK_*``); docs/warehouse.md."""
+
+    events_ttl_days: int = 400  # 0 = keep raw events forever
+    query_port: int = 0  # the store owner's query service; 0 = any free port
+    sink_batch_rows: int = 50_000
+    sink_batch_ms: int = 1000
+
+
+_WAREHOUSE_ENV = {
+    "events_ttl_days": "FAIRUSE_WAREHOUSE_EVENTS_TTL_DAYS",
+    "query_port": "FAIRUSE_WAREHOUSE_QUERY_PORT",
+    "sink_batch_rows": "FAIRUSE_SINK_BATCH_ROWS",
+    "sink_batch_ms": "FAIRUSE_SINK_BATCH_MS",
+}
+
+
+def _warehouse_settings(env: Mapping[str, str]) -> WarehouseSettings:
+    values: dict[str, int] = {}
+    for attr, var in _WAREHOUSE_ENV.items():
+        if env.get(var):
+            try:
+                values[attr] = int(env[var])
+            except ValueError as exc:
+                raise ConfigError(f"{var} must be an integer, got {env[var]!r}") from exc
+            lowest = 0 if attr in ("events_ttl_days", "query_port") else 1
+            if not lowest <= values[attr] <= (65535 if attr == "query_port" else 10**9):
+                raise ConfigError(f"{var} is out of range: {values[attr]}")
+    return WarehouseSettings(**values)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """All of fairuse's configuration."""
 
@@ -77,6 +109,7 @@ class Settings:
     data_dir: Path = Path("var")
     policy_file: Path | None = None
     warehouse_dsn: str | None = None
+    warehouse: WarehouseSettings = field(default_factory=WarehouseSettings)
 
     @property
     def resolved_warehouse_dsn(self) -> str:
@@ -134,4 +167,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=Path(env.get("FAIRUSE_DATA_DIR") or "var"),
         policy_file=Path(policy) if policy else None,
         warehouse_dsn=env.get("FAIRUSE_WAREHOUSE_DSN") or None,
+        warehouse=_warehouse_settings(env),
     )
