@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any
 
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 
-from fairuse.errors import ConfigError
+from fairuse.errors import BrokerError, ConfigError
 from fairuse.settings import KafkaSettings
 
-__all__ = ["client_kwargs", "ssl_context"]
+__all__ = ["check_broker", "client_kwargs", "ssl_context"]
 
 
 def ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
@@ -46,3 +49,17 @@ def client_kwargs(settings: KafkaSettings) -> dict[str, Any]:
         kwargs["sasl_plain_username"] = settings.sasl_username
         kwargs["sasl_plain_password"] = settings.sasl_password
     return kwargs
+
+
+async def check_broker(settings: KafkaSettings, timeout_s: float = 5.0) -> int:
+    """Send one metadata request; return the broker count or raise :class:`BrokerError`."""
+    admin = AIOKafkaAdminClient(request_timeout_ms=int(timeout_s * 1000), **client_kwargs(settings))
+    try:
+        async with asyncio.timeout(timeout_s):
+            await admin.start()
+            cluster = await admin.describe_cluster()
+    except (KafkaError, OSError) as exc:  # OSError covers TimeoutError
+        raise BrokerError(f"Kafka broker unreachable at {settings.bootstrap}: {exc!r}") from exc
+    finally:
+        await admin.close()
+    return len(cluster["brokers"])

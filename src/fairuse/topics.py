@@ -54,7 +54,8 @@ def topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
 
 
 def _broker_error(settings: KafkaSettings, exc: BaseException) -> BrokerError:
-    return BrokerError(f"Kafka broker unreachable or failing at {settings.bootstrap}: {exc}")
+    detail = str(exc) or type(exc).__name__
+    return BrokerError(f"Kafka broker unreachable or failing at {settings.bootstrap}: {detail}")
 
 
 async def _admin(settings: KafkaSettings) -> AIOKafkaAdminClient:
@@ -81,6 +82,24 @@ async def describe_topics_async(
     return {t["topic"]: len(t["partitions"]) for t in found if t["error_code"] == 0}
 
 
+async def _await_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """Partition counts of ``names`` once every partition has a leader (new topics take a
+    moment to appear in the metadata); raises TimeoutError after ``ADMIN_TIMEOUT_MS``."""
+    async with asyncio.timeout(ADMIN_TIMEOUT_MS / 1000):
+        while True:
+            found = await admin.describe_topics(names)
+            ready = {
+                t["topic"]: len(t["partitions"])
+                for t in found
+                if t["error_code"] == 0
+                and t["partitions"]
+                and all(p["leader"] >= 0 for p in t["partitions"])
+            }
+            if len(ready) == len(names):
+                return ready
+            await asyncio.sleep(0.05)
+
+
 async def create_topics_async(settings: KafkaSettings) -> dict[str, TopicOutcome]:
     """Create the missing topics of :func:`topic_specs`; see :func:`create_topics`."""
     specs = topic_specs(settings)
@@ -103,12 +122,11 @@ async def create_topics_async(settings: KafkaSettings) -> dict[str, TopicOutcome
             else:
                 detail = message[0] if message and message[0] else error.__name__
                 raise BrokerError(f"cannot create topic {topic} at {settings.bootstrap}: {detail}")
-        existing = await admin.describe_topics([s.name for s in specs])
+        partitions = await _await_leaders(admin, [s.name for s in specs])
     except (KafkaError, OSError) as exc:  # OSError covers TimeoutError
         raise _broker_error(settings, exc) from exc
     finally:
         await admin.close()
-    partitions = {t["topic"]: len(t["partitions"]) for t in existing}
     for spec in specs:
         if partitions.get(spec.name) != spec.partitions:
             raise BrokerError(
