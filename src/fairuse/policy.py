@@ -160,9 +160,17 @@ def _action(value: object) -> str:
     return str(value)
 
 
+_HOST_ZONES = frozenset({"localtime", "posixrules", "Factory"})  # files in the tz path, not zones
+
+
 def _timezone(value: object) -> str:
     wanted = 'must be an IANA time zone name such as "Europe/Berlin"'
-    if not isinstance(value, str) or not value or value.startswith(("/", ".")):
+    if (
+        not isinstance(value, str)
+        or not value
+        or value in _HOST_ZONES
+        or value.startswith(("/", ".", "posix/", "right/"))
+    ):
         raise ValueError(f"{wanted}, got {_show(value)}")
     try:
         ZoneInfo(value)

@@ -249,6 +249,14 @@ def test_error_names_file_line_and_field(line: int, new: str, expected: str) -> 
     assert error_of(edit(line, new)) == expected
 
 
+@pytest.mark.parametrize("zone", ["localtime", "posixrules", "Factory", "right/UTC", "utc", ""])
+def test_host_specific_or_unknown_zone_names_are_rejected(zone: str) -> None:
+    assert error_of(edit(18, f'timezone = "{zone}"')) == (
+        "policy.toml:18: revision 'r1': tenant 'acme': field 'timezone' must be an IANA time "
+        f'zone name such as "Europe/Berlin", got "{zone}"'
+    )
+
+
 def test_unknown_revision_field_far_from_its_table() -> None:
     text = GOOD.replace('[[revision]]\nid = "r2"', '[[revision]]\nid = "r2"\nexpires = 2024-01-01')
     assert error_of(text) == (
