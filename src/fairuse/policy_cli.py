@@ -10,7 +10,7 @@ Another module adds an action to the group with :func:`policy_actions`, in its o
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fairuse.errors import PolicyError
 from fairuse.policy import (
@@ -77,7 +77,7 @@ def _parse_instant(text: str) -> int:
         raise PolicyError(f"--at: not an ISO 8601 instant: {text!r}") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 def _limit_lines(limits: Limits, base: Limits | None = None) -> list[str]:
@@ -124,7 +124,7 @@ def warnings(policy: Policy) -> list[str]:
 def run_check(args: argparse.Namespace) -> int:
     """Validate ``args.file`` and print it; a bad file raises PolicyError (exit 2)."""
     policy = load_policy(args.file)
-    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    now_ms = _parse_instant(datetime.now(UTC).isoformat())
     only = policy.revision_at(_parse_instant(args.at)) if args.at else None
     count = len(policy.revisions)
     print(

@@ -31,6 +31,20 @@ def test_check_at_shows_only_the_revision_in_force(capsys: pytest.CaptureFixture
     assert "revision '2027-01-01'" not in out
 
 
+def test_check_at_the_boundary_millisecond(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "check", EXAMPLE, "--at", "2027-01-01T00:00:00.000+00:00"]) == 0
+    assert "revision '2021-01-12'" not in capsys.readouterr().out
+    assert main(["policy", "check", EXAMPLE, "--at", "2026-12-31T23:59:59.999Z"]) == 0
+    assert "revision '2027-01-01'" not in capsys.readouterr().out
+
+
+def test_check_at_rejects_a_bad_instant(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "check", EXAMPLE, "--at", "next tuesday"]) == 2
+    assert capsys.readouterr().err == (
+        "fairuse policy: --at: not an ISO 8601 instant: 'next tuesday'\n"
+    )
+
+
 def test_check_bad_file_exits_2_with_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
