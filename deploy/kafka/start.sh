@@ -38,7 +38,8 @@ java_opts=(-Dlog4j2.configurationFile="$KAFKA_SCRIPT_DIR/log4j2.properties"
 if [[ ! -f "$KAFKA_DATA_DIR/data/meta.properties" ]]; then
   cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
   kafka_log "formatting storage in $KAFKA_DATA_DIR/data (cluster $cluster_id)"
-  java -cp "$classpath" "${java_opts[@]}" kafka.tools.StorageTool format \
+  java -cp "$classpath" -Dlog4j2.configurationFile="$KAFKA_SCRIPT_DIR/log4j2-quiet.properties" \
+    kafka.tools.StorageTool format \
     -t "$cluster_id" -c "$KAFKA_CONFIG" --ignore-formatted >"$KAFKA_LOG_DIR/format.out" 2>&1 ||
     { cat "$KAFKA_LOG_DIR/format.out" >&2; kafka_die "formatting storage failed"; }
 fi
@@ -52,8 +53,14 @@ pid=$!
 echo "$pid" >"$KAFKA_PID_FILE"
 echo "$bootstrap" >"$KAFKA_BOOTSTRAP_FILE"
 
-if ! kafka_probe "$bootstrap" "$KAFKA_START_TIMEOUT_S" "$pid" >/dev/null; then
-  kafka_log "the broker did not come up within ${KAFKA_START_TIMEOUT_S}s; last log lines:"
+probe_status=0
+kafka_probe "$bootstrap" "$KAFKA_START_TIMEOUT_S" "$pid" >/dev/null 2>&1 || probe_status=$?
+if ((probe_status != 0)); then
+  if ((probe_status == 3)); then
+    kafka_log "the broker process exited during startup; last log lines:"
+  else
+    kafka_log "the broker did not come up within ${KAFKA_START_TIMEOUT_S}s; last log lines:"
+  fi
   tail -n 30 "$KAFKA_LOG_DIR/kafka.out" "$KAFKA_LOG_DIR/server.log" >&2 2>/dev/null || true
   kill "$pid" 2>/dev/null || true
   rm -f "$KAFKA_PID_FILE" "$KAFKA_BOOTSTRAP_FILE"

@@ -1,0 +1,94 @@
+"""deploy/kafka start/stop/status on a private broker (own ports, own data dir)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from fairuse.kafka import client_kwargs
+from fairuse.settings import KafkaSettings
+from fairuse.topics import create_topics
+
+STATUS_RUNNING, STATUS_STOPPED = 0, 3
+
+
+def _produce(settings: KafkaSettings, value: bytes) -> None:
+    async def produce() -> None:
+        producer = AIOKafkaProducer(acks="all", **client_kwargs(settings))
+        await producer.start()
+        try:
+            await producer.send_and_wait(settings.topic("events"), value, key=b"tenant-a")
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+
+
+def _read_all(settings: KafkaSettings) -> list[bytes]:
+    async def read() -> list[bytes]:
+        consumer = AIOKafkaConsumer(
+            settings.topic("events"), auto_offset_reset="earliest", **client_kwargs(settings)
+        )
+        await consumer.start()
+        try:
+            batches = await consumer.getmany(timeout_ms=10_000)
+            return [record.value for records in batches.values() for record in records]
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+def test_start_status_restart_keeps_data_stop(broker_scripts) -> None:
+    started = broker_scripts.run("start")
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == broker_scripts.bootstrap
+    assert "formatting storage" in started.stderr
+
+    status = broker_scripts.run("status")
+    assert status.returncode == STATUS_RUNNING
+    assert status.stdout.startswith("running pid=")
+
+    settings = KafkaSettings(bootstrap=broker_scripts.bootstrap, events_partitions=2)
+    create_topics(settings)
+    _produce(settings, b"kept across restarts")
+
+    again = broker_scripts.run("start")
+    assert again.returncode == 0, again.stderr
+    assert "reusing the running broker" in again.stderr
+
+    stopped = broker_scripts.run("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert broker_scripts.run("status").returncode == STATUS_STOPPED
+
+    restarted = broker_scripts.run("start")
+    assert restarted.returncode == 0, restarted.stderr
+    assert "formatting storage" not in restarted.stderr
+    assert _read_all(settings) == [b"kept across restarts"]
+
+    assert broker_scripts.run("stop").returncode == 0
+    assert broker_scripts.run("status").stdout.startswith("stopped")
+
+
+def test_a_port_taken_by_another_process_is_a_clear_error(broker_scripts) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", broker_scripts.port))
+        squatter.listen()
+
+        started = broker_scripts.run("start")
+
+    assert started.returncode != 0
+    assert f"port {broker_scripts.port} on 127.0.0.1 is taken by another process" in started.stderr
+
+
+def test_a_broker_that_cannot_start_reports_why_with_the_log_tail(broker_scripts) -> None:
+    broker_scripts.env["KAFKA_HEAP_OPTS"] = "-Xmx1m"  # the JVM refuses to start
+
+    started = broker_scripts.run("start")
+
+    assert started.returncode != 0
+    assert "the broker process exited during startup" in started.stderr
+    assert "heap" in started.stderr.lower()  # the JVM's own complaint, from the log tail
+    assert broker_scripts.run("status").returncode == STATUS_STOPPED
