@@ -100,7 +100,9 @@ class DeadLetter(Record):
 
     ``raw`` is the payload as UTF-8 text, or base64 when it is not valid UTF-8
     (``raw_encoding``). ``source`` says where it came from (``topic/partition/offset`` when
-    streaming, ``file:line`` in replay); it is not part of the record's identity.
+    streaming, ``file:line`` in replay). ``dead_letter_id`` derives from the source position, the
+    reason and the payload, so the same input at the same position always gets the same id;
+    streaming and replay of one input differ only in ``source`` and ``dead_letter_id``.
     """
 
     TOPIC: ClassVar[str] = "fairuse.dead-letter"
