@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fairuse.topics",
     "fairuse.replay",
     "fairuse.stream.cli",
+    "fairuse.warehouse.cli",
 )
 
 

@@ -50,4 +50,5 @@ def run_query(
         result = client.query(sql, parameters=params, settings=settings or {})
     except Exception as exc:
         raise WarehouseError(f"query failed: {str(exc).strip().splitlines()[0][:500]}") from exc
-    return QueryResult(list(result.column_names), [[plain(v) for v in r] for r in result.result_rows])
+    rows = [[plain(v) for v in row] for row in result.result_rows]
+    return QueryResult(list(result.column_names), rows)

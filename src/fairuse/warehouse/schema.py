@@ -59,6 +59,19 @@ def _replicated(engine: str, table: str) -> str:
     return f"Replicated{kind}({path}{', ' + args if args else ''})"
 
 
+def _substitute(match: re.Match[str], table: str, cluster: str | None, ttl_days: int) -> str:
+    kind, arg = match[1], match[2] or ""
+    if kind == "table":
+        return f"{arg}_local ON CLUSTER {cluster}" if cluster else arg
+    if kind == "ref":
+        return f"{arg}_local" if cluster else arg
+    if kind == "engine":
+        return _replicated(arg, f"{table}_local") if cluster else arg
+    if kind == "events_ttl":
+        return f"TTL toDateTime(ts) + INTERVAL {ttl_days} DAY" if ttl_days else ""
+    return f"non_replicated_deduplication_window = {DEDUP_WINDOW_BLOCKS}"
+
+
 def render(text: str, *, cluster: str | None = None, events_ttl_days: int = 0) -> list[str]:
     """The executable statements of migration ``text`` for one node or ``cluster``."""
     if cluster is not None and not re.fullmatch(r"[A-Za-z0-9_]+", cluster):
@@ -68,23 +81,10 @@ def render(text: str, *, cluster: str | None = None, events_ttl_days: int = 0) -
     statements: list[str] = []
     for statement in split_statements(text):
         created = _CREATE_TABLE.search(statement)
-
-        def substitute(match: re.Match[str], table: str | None = None) -> str:
-            kind, arg = match[1], match[2] or ""
-            if kind == "table":
-                return f"{arg}_local ON CLUSTER {cluster}" if cluster else arg
-            if kind == "ref":
-                return f"{arg}_local" if cluster else arg
-            if kind == "engine":
-                return _replicated(arg, f"{table}_local") if cluster else arg
-            if kind == "events_ttl":
-                if not events_ttl_days:
-                    return ""
-                return f"TTL toDateTime(ts) + INTERVAL {events_ttl_days} DAY"
-            return f"non_replicated_deduplication_window = {DEDUP_WINDOW_BLOCKS}"
-
-        table = created[1] if created else None
-        rendered = _MARKER.sub(lambda m: substitute(m, table), statement)
+        table = created[1] if created else ""
+        rendered = _MARKER.sub(
+            lambda m, table=table: _substitute(m, table, cluster, events_ttl_days), statement
+        )
         statements.append(re.sub(r"\n\s*\n", "\n", rendered))
         if cluster and created:
             statements.append(
@@ -99,7 +99,8 @@ def migrations_table_ddl(cluster: str | None = None) -> str:
     """DDL of ``schema_migrations``, the record of applied migration versions."""
     if cluster:
         head = f"schema_migrations ON CLUSTER {cluster}"
-        engine = "ReplicatedMergeTree('/clickhouse/tables/{database}/schema_migrations', '{replica}')"
+        path = "'/clickhouse/tables/{database}/schema_migrations'"
+        engine = f"ReplicatedMergeTree({path}, '{{replica}}')"
     else:
         head, engine = "schema_migrations", "MergeTree()"
     return (

@@ -1,0 +1,224 @@
+"""One query builder per analyst question, each returning ``(sql, params)``.
+
+Values are bound server-side (``{name:Type}``), never formatted into the SQL; the SQL text of
+each builder is constant and golden-tested. Correctness rules: ``usage``, ``violations`` and
+``enforcement`` are read with FINAL (republished records collapse by their identity), sums are
+re-aggregated at read time, and days are the tenant's local days (accruals carry them; raw
+events are converted with the tenant's time zone).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from fairuse.errors import WarehouseError
+
+Query = tuple[str, dict[str, Any]]
+
+MS_PER_HOUR = 3_600_000
+METRIC_NAMES = ("audio_hours", "video_hours", "api_calls", "stored_calls_per_user")
+
+
+def month_bounds(month: str) -> tuple[dt.date, dt.date]:
+    """First day of ``month`` (``YYYY-MM``) and of the month after; WarehouseError if malformed."""
+    if not re.fullmatch(r"\d{4}-\d{2}", month):
+        raise WarehouseError(f"month must be YYYY-MM, got {month!r}")
+    year, number = int(month[:4]), int(month[5:])
+    if not 1 <= number <= 12:
+        raise WarehouseError(f"month must be YYYY-MM, got {month!r}")
+    start = dt.date(year, number, 1)
+    end = dt.date(year + number // 12, number % 12 + 1, 1)
+    return start, end
+
+
+_USAGE_DAILY = """\
+SELECT day, metric, amount, unit, raw_hours, sessions, users
+FROM
+(
+    SELECT day, metric,
+           sum(weighted_ms) / 3600000 AS amount, 'hours' AS unit,
+           sum(raw_ms) / 3600000 AS raw_hours,
+           uniqExact(session_id) AS sessions, uniqExact(user_id) AS users
+    FROM usage FINAL
+    WHERE tenant_id = {tenant:String} AND day >= {start:Date} AND day < {end:Date}
+    GROUP BY day, metric
+    UNION ALL
+    SELECT day, 'api_calls' AS metric,
+           toFloat64(sum(calls)) AS amount, 'calls' AS unit,
+           0 AS raw_hours, 0 AS sessions, 0 AS users
+    FROM
+    (
+        SELECT toDate(any(ts), {timezone:String}) AS day, any(api_count) AS calls
+        FROM events
+        WHERE tenant_id = {tenant:String} AND type = 'api_call'
+          AND ts >= toDateTime64({start:Date}, 3, 'UTC') - INTERVAL 1 DAY
+          AND ts < toDateTime64({end:Date}, 3, 'UTC') + INTERVAL 1 DAY
+        GROUP BY event_id
+    )
+    WHERE day >= {start:Date} AND day < {end:Date}
+    GROUP BY day
+)
+ORDER BY day, metric"""
+
+
+def usage_daily(tenant: str, month: str, timezone: str = "UTC") -> Query:
+    """A tenant's usage per local day and metric in ``month`` (hours weighted; api calls)."""
+    start, end = month_bounds(month)
+    return _USAGE_DAILY, {"tenant": tenant, "start": start, "end": end, "timezone": timezone}
+
+
+_USAGE_TOTALS = """\
+SELECT metric, sum(weighted_ms) / 3600000 AS observed, 'hours' AS unit,
+       sum(raw_ms) / 3600000 AS raw_hours,
+       uniqExact(session_id) AS sessions, uniqExact(user_id) AS users, uniqExact(day) AS days
+FROM usage FINAL
+WHERE tenant_id = {tenant:String} AND day >= {start:Date} AND day < {end:Date}
+GROUP BY metric
+ORDER BY metric"""
+
+
+def usage_totals(tenant: str, month: str) -> Query:
+    """A tenant's recorded hours per metric in ``month`` (the ledger's monthly ``observed``)."""
+    start, end = month_bounds(month)
+    return _USAGE_TOTALS, {"tenant": tenant, "start": start, "end": end}
+
+
+_OFFENDERS = """\
+WITH
+    usage_by_tenant AS
+    (
+        SELECT tenant_id, metric,
+               sum(weighted_ms) / 3600000 AS hours, uniqExact(user_id) AS users
+        FROM usage FINAL
+        WHERE day >= {start:Date} AND day < {end:Date}
+          AND ({metric:String} = '' OR metric = {metric:String})
+        GROUP BY tenant_id, metric
+    ),
+    violations_by_tenant AS
+    (
+        SELECT tenant_id, metric,
+               countIf(status = 'exceeded') AS exceeded, countIf(status = 'warning') AS warnings,
+               countIf(status = 'excused') AS excused,
+               max(observed / nullIf(`limit`, 0)) AS worst_ratio
+        FROM violations FINAL
+        WHERE startsWith(period, {month:String})
+          AND ({metric:String} = '' OR metric = {metric:String})
+        GROUP BY tenant_id, metric
+    )
+SELECT tenant_id, metric, v.exceeded AS exceeded, v.warnings AS warnings, v.excused AS excused,
+       v.worst_ratio AS worst_ratio, u.hours AS hours, u.users AS users
+FROM violations_by_tenant AS v
+FULL OUTER JOIN usage_by_tenant AS u USING (tenant_id, metric)
+ORDER BY exceeded DESC, worst_ratio DESC, hours DESC, tenant_id, metric
+LIMIT {top:UInt32}"""
+
+
+def offenders(month: str, metric: str | None = None, top: int = 10) -> Query:
+    """Tenants ranked by exceeded violations, worst observed/limit, then hours in ``month``."""
+    start, end = month_bounds(month)
+    if metric is not None and metric not in METRIC_NAMES:
+        raise WarehouseError(f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}")
+    if top < 1:
+        raise WarehouseError(f"--top must be at least 1, got {top}")
+    params = {"month": month, "start": start, "end": end, "metric": metric or "", "top": top}
+    return _OFFENDERS, params
+
+
+_VIOLATIONS = """\
+SELECT period, metric, status, observed, `limit`, unit, seats, policy_revision, ts, violation_id
+FROM violations FINAL
+WHERE tenant_id = {tenant:String} AND ({month:String} = '' OR startsWith(period, {month:String}))
+ORDER BY ts, metric, period, status"""
+
+
+def violations(tenant: str, month: str | None = None) -> Query:
+    """A tenant's violations (of ``month`` if given), in event-time order."""
+    if month is not None:
+        month_bounds(month)
+    return _VIOLATIONS, {"tenant": tenant, "month": month or ""}
+
+
+_ENFORCEMENT = """\
+SELECT ts, kind, action, effective_at, length(strikes) AS strikes, enforcement_id
+FROM enforcement FINAL
+WHERE tenant_id = {tenant:String}
+ORDER BY ts, kind"""
+
+
+def enforcement(tenant: str) -> Query:
+    """A tenant's enforcement steps (advance notices and actions), in event-time order."""
+    return _ENFORCEMENT, {"tenant": tenant}
+
+
+_MONTH_VIOLATIONS = """\
+SELECT tenant_id, metric, period, status, observed, `limit`, unit, ts
+FROM violations FINAL
+WHERE startsWith(period, {month:String})
+ORDER BY tenant_id, metric, period, status"""
+
+
+def month_violations(month: str) -> Query:
+    """Every violation of ``month`` (monthly and daily periods), by tenant."""
+    month_bounds(month)
+    return _MONTH_VIOLATIONS, {"month": month}
+
+
+_CONSISTENCY = """\
+SELECT tenant_id, metric, raw.hours AS accrued_hours, agg.hours AS aggregate_hours,
+       agg.hours - raw.hours AS difference_hours
+FROM
+(
+    SELECT tenant_id, metric, sum(weighted_ms) / 3600000 AS hours
+    FROM usage FINAL
+    WHERE day >= {start:Date} AND day < {end:Date}
+    GROUP BY tenant_id, metric
+) AS raw
+FULL OUTER JOIN
+(
+    SELECT tenant_id, metric, sum(weighted_ms) / 3600000 AS hours
+    FROM usage_daily
+    WHERE day >= {start:Date} AND day < {end:Date}
+    GROUP BY tenant_id, metric
+) AS agg USING (tenant_id, metric)
+WHERE abs(agg.hours - raw.hours) > 0.000001
+ORDER BY abs(difference_hours) DESC"""
+
+
+def consistency(month: str) -> Query:
+    """Tenants whose daily aggregate disagrees with the deduplicated accruals (expect none)."""
+    start, end = month_bounds(month)
+    return _CONSISTENCY, {"start": start, "end": end}
+
+
+BUILDERS = {
+    "usage_daily": usage_daily,
+    "usage_totals": usage_totals,
+    "offenders": offenders,
+    "violations": violations,
+    "enforcement": enforcement,
+    "month_violations": month_violations,
+    "consistency": consistency,
+}
+
+_SEATS = """\
+SELECT count() AS seats
+FROM
+(
+    SELECT user_id, argMax(type, ts) AS last_change
+    FROM events
+    WHERE tenant_id = {tenant:String} AND type IN ('user_activated', 'user_deactivated')
+      AND ts < toDateTime64({end:Date}, 3, 'UTC')
+    GROUP BY user_id
+)
+WHERE last_change = 'user_activated'"""
+
+
+def seats(tenant: str, month: str) -> Query:
+    """Named users active at the end of ``month`` (from the raw activation events)."""
+    _, end = month_bounds(month)
+    return _SEATS, {"tenant": tenant, "end": end}
+
+
+BUILDERS["seats"] = seats
