@@ -1,0 +1,212 @@
+"""The Faust application of ``fairuse worker``: topics, tables, the agent, the expiry timer.
+
+One agent (``concurrency=1``, faust #606) consumes the events topic in batches and runs
+:class:`~fairuse.stream.core.StreamCore`. Per batch it (1) runs the ledger in memory, (2) sends
+every output record and waits until the broker acknowledged all of them, (3) writes each touched
+tenant's state once to the changelog-backed table, and (4) lets Faust ack the events, whose
+offsets Faust commits only after flushing the producer. State is thus never durable ahead of the
+outputs it implies; a crash between (2) and (3) re-processes events whose outputs are already
+published, and the deterministic record ids make those repeats recognisable downstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.tables.table import Table
+
+from fairuse.kafka import ssl_context
+from fairuse.policy import Policy
+from fairuse.settings import Settings
+from fairuse.stream.core import Inbound, Outbound, StreamCore
+
+log = logging.getLogger(__name__)
+
+MAX_STATE_BYTES = 16 * 1024 * 1024
+"""Largest tenant state (one changelog record) the worker can write; a tenant's stored call ids
+make it grow, so the changelog topics accept records this large."""
+
+
+class TenantTable(Table):
+    """A table whose changelog partition is the partition the tenant's events arrive on.
+
+    Writes happen once per batch (outside Faust's per-event context), so the partition comes
+    from ``partition_hint`` (filled from the events); unknown tenants fall back to the
+    producer's key partitioner, the same murmur2 hash the recorder's producer uses.
+    """
+
+    partition_hint: dict[str, int] = {}  # noqa: RUF012 - replaced per instance
+
+    def partition_for_key(self, key: Any) -> int | None:
+        """The changelog partition for ``key`` (None: the producer's partitioner decides)."""
+        return self.partition_hint.get(key)
+
+
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """Faust credentials for the configured Kafka security protocol (None for PLAINTEXT)."""
+    kafka = settings.kafka
+    context = ssl_context(kafka)
+    if kafka.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password,
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+@dataclass
+class Worker:
+    """The Faust app with the pieces tests and the CLI reach for."""
+
+    app: faust.App
+    core: StreamCore
+    events_topic: faust.TopicT
+    states: TenantTable
+    violations: TenantTable
+    policy_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def publish(self, outputs: Sequence[Outbound]) -> None:
+        """Send ``outputs`` and wait until the broker has acknowledged every one."""
+        if not outputs:
+            return
+        producer = self.app.producer
+        pending = [
+            await producer.send(out.topic, out.key, out.value, None, None, None) for out in outputs
+        ]
+        await asyncio.gather(*pending)
+
+    def owns(self, tenant_id: str) -> bool:
+        """Whether this worker currently processes ``tenant_id``'s events partition."""
+        partition = self.core.partition_of.get(tenant_id)
+        if partition is None:
+            tp = self.app.producer.key_partition(
+                self.events_topic.get_topic_name(), tenant_id.encode()
+            )
+            partition = tp.partition
+        return partition in self.assigned_partitions()
+
+    def assigned_partitions(self) -> set[int]:
+        """The events partitions assigned to this worker right now."""
+        name = self.events_topic.get_topic_name()
+        return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == name}
+
+
+def create_worker(settings: Settings, policy: Policy) -> Worker:
+    """Build the worker's Faust app for ``settings``, starting with ``policy``."""
+    kafka, conf = settings.kafka, settings.worker
+    canonical = conf.canonical_url or f"http://{conf.web_host}:{conf.web_port}"
+    datadir = settings.data_dir / "worker" / conf.app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        conf.app_id,
+        broker=[f"kafka://{host.strip()}" for host in kafka.bootstrap.split(",")],
+        broker_credentials=broker_credentials(settings),
+        store=conf.store,
+        processing_guarantee=conf.processing_guarantee,
+        topic_partitions=kafka.events_partitions,
+        topic_replication_factor=kafka.replication_factor,
+        topic_allow_declare=True,
+        datadir=str(datadir),
+        web_host=conf.web_host,
+        web_port=conf.web_port,
+        canonical_url=canonical,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        producer_linger_ms=conf.producer_linger_ms,
+        producer_acks=-1,
+        producer_compression_type="lz4",
+        producer_max_request_size=MAX_STATE_BYTES,
+        consumer_max_fetch_size=MAX_STATE_BYTES,
+        broker_max_poll_records=conf.max_poll_records,
+        stream_buffer_maxsize=max(4096, conf.batch_max * 2),
+        table_cleanup_interval=3600.0,
+    )
+    events_topic = app.topic(
+        kafka.topic("events"), key_type=bytes, value_type=bytes, value_serializer="raw"
+    )
+    states = _tenant_table(app, "tenant-state", kafka.events_partitions)
+    violations = _tenant_table(app, "tenant-violations", kafka.events_partitions)
+    core = StreamCore(policy, kafka, states, violations)  # type: ignore[arg-type]
+    states.partition_hint = violations.partition_hint = core.partition_of
+    worker = Worker(app, core, events_topic, states, violations)
+    _wire(worker, settings)
+    return worker
+
+
+def _tenant_table(app: faust.App, name: str, partitions: int) -> TenantTable:
+    table = TenantTable(
+        app,
+        name=name,
+        default=None,
+        key_type=str,
+        value_type=bytes,
+        partitions=partitions,
+        beacon=app.tables.beacon,
+        extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)},
+    )
+    app.tables.add(table)
+    return table
+
+
+def _wire(worker: Worker, settings: Settings) -> None:
+    from fairuse.stream.policy_feed import follow_policy
+    from fairuse.stream.views import register_views
+
+    app, core, conf = worker.app, worker.core, settings.worker
+
+    @app.agent(worker.events_topic, concurrency=1, name="fairuse.process-events")
+    async def process_events(stream: faust.StreamT) -> None:
+        within = conf.batch_within_ms / 1000
+        async for events in stream.take_events(conf.batch_max, within=within):
+            await worker.policy_ready.wait()
+            async with worker.lock:
+                core.begin()
+                batch = core.process(
+                    Inbound(e.message.value, e.message.topic, e.message.partition, e.message.offset)
+                    for e in events
+                )
+                await worker.publish(batch.outputs)
+                core.commit()
+
+    @app.timer(interval=float(conf.expiry_interval_s))
+    async def expire_idle_sessions() -> None:
+        if app.rebalancing or app.in_recovery or not worker.policy_ready.is_set():
+            return
+        async with worker.lock:
+            core.begin()
+            batch = core.expire_idle(worker.owns)
+            await worker.publish(batch.outputs)
+            core.commit()
+
+    @app.task
+    async def follow_policy_topic() -> None:
+        def apply(policy: Policy) -> None:
+            log.info("applying policy from %s", settings.kafka.topic("policy"))
+            core.policy = policy
+
+        await follow_policy(settings.kafka, apply, worker.policy_ready)
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+        core.mark_stale()
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+        core.mark_stale()
+
+    register_views(worker, settings)

@@ -1,0 +1,249 @@
+"""Helpers of the streaming integration tests: produce events, run workers, collect outputs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from fairuse.kafka import client_kwargs
+from fairuse.settings import KafkaSettings
+from fairuse.topics import describe_topics_async
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+FAIRUSE = [sys.executable, "-m", "fairuse"]
+OUTPUT_TOPICS = ("usage", "violations", "enforcement", "dead-letter")
+
+
+def wait_for(
+    condition: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.2
+) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(every_s)
+
+
+def key_of(payload: bytes) -> bytes:
+    """The record key the recorder would use: the payload's tenant id, if it has one."""
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return b""
+    tenant = obj.get("tenant_id") if isinstance(obj, dict) else None
+    return tenant.encode() if isinstance(tenant, str) else b""
+
+
+def produce(kafka: KafkaSettings, payloads: Iterable[bytes]) -> int:
+    """Produce ``payloads`` to the events topic keyed by tenant, in order; return the count."""
+
+    async def run() -> int:
+        producer = AIOKafkaProducer(
+            acks="all", linger_ms=5, max_request_size=2**21, **client_kwargs(kafka)
+        )
+        await producer.start()
+        try:
+            pending = [
+                await producer.send(kafka.topic("events"), payload, key=key_of(payload))
+                for payload in payloads
+            ]
+            await asyncio.gather(*pending)
+        finally:
+            await producer.stop()
+        return len(pending)
+
+    return asyncio.run(run())
+
+
+def read_lines(path: Path) -> list[bytes]:
+    """The lines of an NDJSON file as payloads."""
+    return [line for line in path.read_bytes().split(b"\n") if line]
+
+
+async def partitions_of(kafka: KafkaSettings, topic: str) -> list[TopicPartition]:
+    """Every partition of ``topic`` (which must exist)."""
+    count = (await describe_topics_async(kafka, [topic]))[topic]
+    return [TopicPartition(topic, p) for p in range(count)]
+
+
+def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
+    """Latest offset of every partition of ``topic``."""
+
+    async def run() -> dict[int, int]:
+        consumer = AIOKafkaConsumer(**client_kwargs(kafka))
+        await consumer.start()
+        try:
+            tps = await partitions_of(kafka, topic)
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+        return {tp.partition: offset for tp, offset in ends.items()}
+
+    return asyncio.run(run())
+
+
+def committed(kafka: KafkaSettings, group: str, topic: str) -> dict[int, int]:
+    """Committed offsets of consumer group ``group`` on ``topic``."""
+
+    async def run() -> dict[int, int]:
+        admin = AIOKafkaAdminClient(**client_kwargs(kafka))
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(group)
+        except KafkaError:  # the group or its coordinator does not exist yet
+            return {}
+        finally:
+            await admin.close()
+        return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+    return asyncio.run(run())
+
+
+def caught_up(kafka: KafkaSettings, group: str) -> bool:
+    """Whether ``group`` committed every events partition up to its end (outputs then flushed)."""
+    topic = kafka.topic("events")
+    ends = end_offsets(kafka, topic)
+    done = committed(kafka, group, topic)
+    return all(done.get(p, 0) >= end for p, end in ends.items() if end > 0)
+
+
+def consume_all(kafka: KafkaSettings, names: Iterable[str] = OUTPUT_TOPICS) -> dict[str, list]:
+    """Every record now on the given output topics, decoded, per topic name (``usage`` ...)."""
+
+    async def run() -> dict[str, list]:
+        consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_kwargs(kafka))
+        await consumer.start()
+        found: dict[str, list] = {}
+        try:
+            for name in names:
+                tps = await partitions_of(kafka, kafka.topic(name))
+                ends = await consumer.end_offsets(tps)
+                consumer.assign(tps)
+                await consumer.seek_to_beginning(*tps)
+                records: list = []
+                while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+                    batches = await consumer.getmany(timeout_ms=500)
+                    for messages in batches.values():
+                        records += [orjson.loads(m.value) for m in messages]
+                found[name] = records
+        finally:
+            await consumer.stop()
+        return found
+
+    return asyncio.run(run())
+
+
+def replay(events: Path, tmp: Path, policy: Path | None = None) -> dict[str, list]:
+    """``fairuse replay --usage`` of ``events``: the records per output topic name."""
+    out = tmp / "replay.ndjson"
+    command = [*FAIRUSE, "replay", str(events), "--usage", "--out", str(out)]
+    if policy is not None:
+        command += ["--policy", str(policy)]
+    subprocess.run(command, check=True, capture_output=True, cwd=REPO_ROOT)
+    found: dict[str, list] = {name: [] for name in OUTPUT_TOPICS}
+    for line in read_lines(out):
+        record = orjson.loads(line)
+        found[record.pop("topic").removeprefix("fairuse.")].append(record)
+    return found
+
+
+def comparable(records: dict[str, list]) -> dict[str, list]:
+    """Records as sorted canonical JSON per topic; dead letters without source-derived fields."""
+    result = {}
+    for name, items in records.items():
+        rows = []
+        for record in items:
+            if name == "dead-letter":
+                record = {k: v for k, v in record.items() if k not in ("source", "dead_letter_id")}
+            rows.append(orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode())
+        result[name] = sorted(rows)
+    return result
+
+
+def distinct(records: dict[str, list]) -> dict[str, list]:
+    """:func:`comparable` with repeats removed (what a downstream dedup by record id keeps)."""
+    return {name: sorted(set(rows)) for name, rows in comparable(records).items()}
+
+
+@dataclass
+class WorkerProcess:
+    """A ``fairuse worker`` subprocess with its own log file."""
+
+    kafka: KafkaSettings
+    app_id: str
+    web_port: int
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+    starts: int = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"worker-{self.web_port}-{self.starts}.log"
+
+    def start(self, *extra_args: str) -> WorkerProcess:
+        """Start the worker (again)."""
+        self.starts += 1
+        env = dict(os.environ)
+        env.update(
+            FAIRUSE_KAFKA_BOOTSTRAP=self.kafka.bootstrap,
+            FAIRUSE_KAFKA_TOPIC_PREFIX=self.kafka.topic_prefix,
+            FAIRUSE_KAFKA_EVENTS_PARTITIONS=str(self.kafka.events_partitions),
+            FAIRUSE_DATA_DIR=str(self.workdir / "var"),
+            FAIRUSE_WORKER_APP_ID=self.app_id,
+            FAIRUSE_WORKER_WEB_PORT=str(self.web_port),
+            FAIRUSE_WORKER_EXPIRY_INTERVAL_S="2",
+            **self.env,
+        )
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [*FAIRUSE, "worker", "--loglevel", "info", *extra_args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+        )
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no flush, no commit, no goodbye to the group."""
+        if self.alive():
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """SIGTERM and wait (SIGKILL after 30 s)."""
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
