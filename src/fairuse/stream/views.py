@@ -3,7 +3,8 @@
 ``GET /tenants/{tenant_id}/usage`` and ``GET /tenants/{tenant_id}/violations`` need
 ``Authorization: Bearer <token>``: the admin token (``FAIRUSE_API_TOKEN``) sees every tenant, a
 tenant token (``FAIRUSE_API_TENANT_TOKENS``) only its own. 401 without or with an unknown token,
-403 for another tenant's data, 404 for a tenant this pipeline has never seen. A request reaching a
+403 for another tenant's data, 404 for a tenant this pipeline has never seen. ``GET /policy``
+(any valid token) names the policy in force on this worker. A request reaching a
 worker that does not process the tenant's events partition is forwarded to the one that does.
 """
 
@@ -13,6 +14,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from fairuse.policy import policy_fingerprint
 from fairuse.settings import Settings
 from fairuse.stream.auth import ApiTokens
 
@@ -61,3 +63,15 @@ def register_views(worker: Worker, settings: Settings) -> None:
         if found is None:
             return unknown(view, tenant_id)
         return view.json({"tenant_id": tenant_id, "violations": found})
+
+    @app.page("/policy")
+    async def policy_in_force(view: Any, request: Any) -> Any:
+        if tokens.check(request.headers.get("Authorization"), "") == "unauthenticated":
+            return view.json({"error": "missing or unknown bearer token"}, status=401)
+        policy = core.policy
+        return view.json(
+            {
+                "fingerprint": policy_fingerprint(policy),
+                "revisions": [revision.id for revision in policy.revisions],
+            }
+        )
