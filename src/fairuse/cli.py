@@ -14,6 +14,7 @@ from fairuse.errors import FairUseError
 COMMAND_MODULES: tuple[str, ...] = (
     "fairuse.policy_cli",
     "fairuse.recorder.cli",
+    "fairuse.recorder.inspect",
     "fairuse.topics",
     "fairuse.replay",
     "fairuse.stream.cli",

@@ -108,3 +108,38 @@ def test_fairuse_simulate_to_kafka_matches_its_ndjson_output(
     records = asyncio.run(read_back(kafka_settings))
     assert len(records) == len(lines) > 1000
     assert sorted(payload for _key, payload in records) == sorted(lines)
+
+
+def test_inspect_events_counts_what_simulate_sent(
+    kafka_settings: KafkaSettings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("FAIRUSE_KAFKA_BOOTSTRAP", kafka_settings.bootstrap)
+    monkeypatch.setenv("FAIRUSE_KAFKA_TOPIC_PREFIX", kafka_settings.topic_prefix)
+    config = FleetConfig(seed=9, tenants=3, duration_ms=DAY_MS // 2, fault_rate=0.01)
+    emissions = list(simulate(config))
+    args = ["simulate", "--seed", "9", "--tenants", "3", "--duration", "12h", "--faults", "0.01"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["inspect", "events", "--from-beginning", "--timeout", "30"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert (
+        table[0] == f"{kafka_settings.topic('events')}: {len(emissions):,} records from 3 tenants"
+    )
+    rows = {line.split()[0]: line.split()[1:] for line in table[3:] if line[0] != "-"}
+    totals = {e.tenant_id: 0 for e in emissions}
+    for emission in emissions:
+        totals[emission.tenant_id] += 1
+    for tenant, total in totals.items():
+        assert int(rows[tenant][-1]) == total
+    assert int(rows["TOTAL"][-1]) == len(emissions)
+
+
+def test_inspect_without_from_beginning_tails_and_reports_nothing_old(
+    kafka_settings: KafkaSettings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("FAIRUSE_KAFKA_BOOTSTRAP", kafka_settings.bootstrap)
+    monkeypatch.setenv("FAIRUSE_KAFKA_TOPIC_PREFIX", kafka_settings.topic_prefix)
+    assert main(["simulate", "--events", "500"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", "events", "--timeout", "1"]) == 0
+    assert capsys.readouterr().out.startswith(f"{kafka_settings.topic('events')}: 0 records")
