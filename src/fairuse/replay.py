@@ -12,9 +12,9 @@ import argparse
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, BinaryIO
 
 import orjson
 
@@ -24,8 +24,8 @@ from fairuse.policy import DEFAULT_POLICY, Policy, load_policy
 from fairuse.records import DeadLetter, Enforcement, Record, UsageAccrual, Violation
 
 SUMMARY_TOPIC = "summary"
-_FIELDS: dict[type, tuple[str, ...]] = {
-    cls: tuple(f.name for f in fields(cls))
+_TOPIC_SUFFIX: dict[type, bytes] = {
+    cls: b',"topic":' + orjson.dumps(cls.TOPIC) + b"}\n"
     for cls in (Violation, Enforcement, UsageAccrual, DeadLetter)
 }
 
@@ -51,10 +51,9 @@ class ReplayCounts:
 
 
 def record_line(record: Record) -> bytes:
-    """One NDJSON line: the record's JSON object plus ``topic``."""
-    obj: dict[str, Any] = {name: getattr(record, name) for name in _FIELDS[type(record)]}
-    obj["topic"] = record.TOPIC
-    return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+    """One NDJSON line: the record's JSON object (its fields in order) plus ``topic``."""
+    # orjson writes a dataclass as its fields in order; splice the topic in before the brace.
+    return orjson.dumps(record)[:-1] + _TOPIC_SUFFIX[type(record)]
 
 
 def numbered_lines(stream: BinaryIO, name: str) -> Iterator[tuple[bytes, str]]:

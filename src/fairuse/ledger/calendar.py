@@ -66,6 +66,9 @@ class Calendar:
 
     def split(self, start: int, end: int) -> list[tuple[str, int]]:
         """``[(day, ms), ...]`` covering ``[start, end)`` exactly, one piece per local day."""
+        last = self._last
+        if last[0] <= start and end <= last[1]:
+            return [(last[2], end - start)] if start < end else []
         pieces: list[tuple[str, int]] = []
         while start < end:
             _, day_end, day = self._window(start)

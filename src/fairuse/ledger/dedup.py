@@ -24,8 +24,17 @@ def remember(state: TenantState, event_id: str, ts: int) -> None:
 
 
 def prune_seen(state: TenantState, cutoff_ms: int) -> None:
-    """Forget ids first seen before ``cutoff_ms``."""
+    """Forget the oldest remembered ids first seen before ``cutoff_ms``.
+
+    Ids are kept in arrival order; pruning stops at the first id still inside the horizon, so it
+    costs only what it removes. An id that arrived late with an old time is forgotten a little
+    later, which the check above makes harmless.
+    """
     seen = state.seen
-    stale = [event_id for event_id, ts in seen.items() if ts < cutoff_ms]
+    stale = []
+    for event_id, ts in seen.items():
+        if ts >= cutoff_ms:
+            break
+        stale.append(event_id)
     for event_id in stale:
         del seen[event_id]

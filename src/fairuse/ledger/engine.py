@@ -32,45 +32,46 @@ from fairuse.ledger.state import HeldStop, Session, TenantState
 from fairuse.ledger.summary import Archive, archive_period, summary_rows
 from fairuse.policy import Limits, Policy, Revision
 from fairuse.records import (
-    DeadLetter,
     Enforcement,
     OutputRecord,
     UsageAccrual,
-    Violation,
     dead_letter,
 )
 
+_Rules = tuple[int, int, Revision, Limits, Calendar]
 UPKEEP_EVERY_MS = 60_000  # event time between expiry sweeps of a tenant
 KEEP_PERIODS_MS = 100 * DAY_MS  # periods (and their status marks) older than this are archived
 
 
 class _Step:
-    """The work of one event: its context and the records it emits."""
+    """The work of one event: its context and the records it emits.
 
-    __slots__ = (
-        "accruals",
-        "calendar",
-        "dead",
-        "enforcement",
-        "limits",
-        "revision",
-        "state",
-        "touched",
-        "ts",
-        "violations",
-    )
+    ``out`` collects dead letters, then usage accruals, then violations (handlers emit dead
+    letters and accruals, never both; violations are checked last); enforcement is kept apart and
+    appended at the end.
+    """
 
-    def __init__(self, state: TenantState, revision: Revision, limits: Limits, ts: int) -> None:
+    __slots__ = ("calendar", "enforcement", "limits", "out", "revision", "state", "touched", "ts")
+
+    def __init__(
+        self, state: TenantState, revision: Revision, limits: Limits, calendar: Calendar, ts: int
+    ) -> None:
         self.state = state
         self.revision = revision
         self.limits = limits
+        self.calendar = calendar
         self.ts = ts
-        self.calendar: Calendar = calendar_for(limits.timezone)
-        self.dead: list[DeadLetter] = []
-        self.accruals: list[UsageAccrual] = []
-        self.violations: list[Violation] = []
-        self.enforcement: list[Enforcement] = []
-        self.touched: dict[tuple[str, str], None] = {}
+        self.out: list[OutputRecord] = []
+        self.enforcement: list[Enforcement] | None = None
+        self.touched: list[tuple[str, str]] | None = None
+
+    def touch(self, metric: str, period: str) -> None:
+        """Note that a metric of a period changed (checked once the event is applied)."""
+        key = (metric, period)
+        if self.touched is None:
+            self.touched = [key]
+        elif key not in self.touched:
+            self.touched.append(key)
 
     def reject(
         self,
@@ -81,7 +82,7 @@ class _Step:
         event_id: str,
         ts: int,
     ) -> None:
-        self.dead.append(
+        self.out.append(
             dead_letter(
                 raw,
                 reason,
@@ -99,31 +100,36 @@ class _Step:
         if span is None:
             return
         state = self.state
+        tenant_id = state.tenant_id
         metric = session.metric
         weight = session.weight
+        user_id = session.user_id
+        append = self.out.append
         for day, raw_ms in self.calendar.split(*span):
             weighted = raw_ms * weight
             month = day[:7]
             metrics.add_session_time(state, metric, month, raw_ms, weighted)
-            self.touched[(metric, month)] = None
-            self.accruals.append(
+            self.touch(metric, month)
+            append(
                 UsageAccrual(
-                    tenant_id=state.tenant_id,
+                    tenant_id=tenant_id,
                     metric=metric,  # type: ignore[arg-type]
                     day=day,
                     weighted_ms=weighted,
                     raw_ms=raw_ms,
                     session_id=session_id,
-                    user_id=session.user_id,
+                    user_id=user_id,
                     event_id=event_id,
                 )
             )
 
-    def check_touched(self) -> None:
+    def check_touched(self, touched: list[tuple[str, str]]) -> None:
         """Rules 5-6 for every metric period this event changed."""
         state, limits = self.state, self.limits
-        for metric, period in self.touched:
+        for metric, period in touched:
             observed, limit, seat_count = metrics.measure(state, metric, period, limits)
+            if observed < limits.warning_ratio * limit:
+                continue
             found = thresholds.check(
                 state,
                 metric,
@@ -136,11 +142,12 @@ class _Step:
                 ts=self.ts,
             )
             for violation in found:
-                self.violations.append(violation)
-                self.enforcement.extend(escalation.on_violation(state, violation, limits))
-
-    def records(self) -> list[OutputRecord]:
-        return [*self.dead, *self.accruals, *self.violations, *self.enforcement]
+                self.out.append(violation)
+                actions = escalation.on_violation(state, violation, limits)
+                if actions:
+                    if self.enforcement is None:
+                        self.enforcement = []
+                    self.enforcement.extend(actions)
 
 
 def _raw_text(raw: bytes | str | None, event: Event) -> str:
@@ -215,17 +222,17 @@ def _on_stop(step: _Step, event: SessionStopped, raw: bytes | str | None, source
 def _on_api_call(step: _Step, event: ApiCall, raw: bytes | str | None, source: str) -> None:
     day = step.calendar.day_of(event.ts)
     metrics.add_api_calls(step.state, day, event.count)
-    step.touched[("api_calls", day)] = None
+    step.touch("api_calls", day)
 
 
 def _on_call_stored(step: _Step, event: CallStored, raw: bytes | str | None, source: str) -> None:
     if metrics.store_call(step.state, event.call_id):
-        step.touched[("stored_calls_per_user", step.calendar.day_of(event.ts)[:7])] = None
+        step.touch("stored_calls_per_user", step.calendar.day_of(event.ts)[:7])
 
 
 def _on_call_deleted(step: _Step, event: CallDeleted, raw: bytes | str | None, source: str) -> None:
     if metrics.delete_call(step.state, event.call_id):
-        step.touched[("stored_calls_per_user", step.calendar.day_of(event.ts)[:7])] = None
+        step.touch("stored_calls_per_user", step.calendar.day_of(event.ts)[:7])
 
 
 def _roster_changed(step: _Step) -> None:
@@ -235,7 +242,7 @@ def _roster_changed(step: _Step) -> None:
     for metric in metrics.SEAT_METRICS:
         has_row = month in state.periods.get(metric, ())
         if has_row or (metric == "stored_calls_per_user" and state.calls):
-            step.touched[(metric, month)] = None
+            step.touch(metric, month)
 
 
 def _on_activated(step: _Step, event: UserActivated, raw: bytes | str | None, source: str) -> None:
@@ -288,6 +295,7 @@ class Ledger:
         self.dedup_horizon_ms = dedup_horizon_ms
         self.duplicates = 0
         self._archive: Archive = {}
+        self._rules: dict[str, _Rules] = {}  # per tenant: the policy in force, cached
 
     @property
     def policy(self) -> Policy:
@@ -297,6 +305,7 @@ class Ledger:
     @policy.setter
     def policy(self, policy: Policy) -> None:
         self._policy = policy
+        self._rules.clear()
 
     def process(self, raw: bytes | str, source: str) -> list[OutputRecord]:
         """Parse one payload and apply it; a rejection becomes a dead letter from ``source``."""
@@ -330,15 +339,30 @@ class Ledger:
         dedup.remember(state, event.event_id, ts)
         if ts > state.clock_ms:
             state.clock_ms = ts
-        revision, limits = self._policy.limits_at(tenant_id, ts)
-        step = _Step(state, revision, limits, ts)
+        rules = self._rules.get(tenant_id)
+        if rules is None or not rules[0] <= ts < rules[1]:
+            rules = self._rules[tenant_id] = self._rules_at(tenant_id, ts)
+        limits = rules[3]
+        step = _Step(state, rules[2], limits, rules[4], ts)
         _HANDLERS[type(event)](step, event, raw, source)
-        if step.touched:
-            step.check_touched()
+        if step.touched is not None:
+            step.check_touched(step.touched)
         if state.clock_ms >= state.next_upkeep_ms:
             self._upkeep(state, limits)
         self.states[tenant_id] = state
-        return step.records()
+        if step.enforcement is not None:
+            return step.out + step.enforcement
+        return step.out
+
+    def _rules_at(self, tenant_id: str, ts: int) -> _Rules:
+        """The revision, limits and calendar in force for the tenant at ``ts``, and where they
+        stop being in force (``[from, until)``)."""
+        revision, limits = self._policy.limits_at(tenant_id, ts)
+        starts = [r.effective_from_ms for r in self._policy.revisions]
+        index = starts.index(revision.effective_from_ms)
+        lower = starts[index] if index > 0 else -(2**63)
+        upper = starts[index + 1] if index + 1 < len(starts) else 2**63
+        return lower, upper, revision, limits, calendar_for(limits.timezone)
 
     def expire_idle(self, now_ms: int) -> list[OutputRecord]:
         """Close sessions silent for longer than the expiry at ``now_ms`` (event time).

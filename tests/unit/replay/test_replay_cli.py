@@ -146,3 +146,38 @@ def test_stdin_and_the_console_script(events_file: Path) -> None:
     assert result.returncode == 0
     assert [r["topic"] for r in lines(result.stdout)][-1] == "fairuse.dead-letter"
     assert b"replay: 6 events" in result.stderr
+
+
+def test_record_line_is_the_record_dict_plus_topic() -> None:
+    from fairuse.records import Enforcement, Violation, dead_letter
+    from fairuse.replay import record_line
+
+    samples = [
+        Enforcement(
+            enforcement_id="n",
+            tenant_id="t",
+            kind="notice",
+            action="charge",
+            ts=1,
+            effective_at=2,
+            strikes=("a", "b"),
+        ),
+        Violation(
+            violation_id="v",
+            tenant_id="t",
+            metric="audio_hours",
+            period="2026-03",
+            status="warning",
+            observed=141.6,
+            limit=176.0,
+            unit="hours",
+            seats=1,
+            policy_revision="r",
+            ts=3,
+        ),
+        dead_letter(b"\xff", "bad_json", "bad", source="f:1"),
+    ]
+    for record in samples:
+        line = record_line(record)
+        assert line.endswith(b"}\n")
+        assert orjson.loads(line) == {**record.to_dict(), "topic": record.TOPIC}

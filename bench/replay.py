@@ -1,0 +1,117 @@
+"""Replay throughput on one core over a simulated month: prints events/s figures.
+
+Usage: ``.venv/bin/python bench/replay.py [--tenants 12] [--days 30] [--seed 1] [--repeat 3]
+[--faults 0.001] [--profile]``
+
+The month comes from the deterministic recorder simulator (``fairuse.recorder.simulator``). It
+measures, best of ``--repeat`` runs each: parsing alone (``parse_event``), the ledger
+(``Ledger.process``: parse + dedup + rules), and a full ``fairuse replay`` (ledger + NDJSON
+output of violations, enforcement and dead letters, with and without ``--usage``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from fairuse.events import parse_event
+from fairuse.ledger import Ledger
+from fairuse.policy import DEFAULT_POLICY
+from fairuse.recorder.simulator import FleetConfig, simulate
+from fairuse.replay import replay
+
+DAY_MS = 86_400_000
+
+
+def simulated_month(tenants: int, days: int, seed: int, faults: float) -> list[bytes]:
+    """The payloads of a simulated fleet over ``days`` days, in delivery order."""
+    config = FleetConfig(
+        seed=seed,
+        tenants=tenants,
+        start_ms=int(datetime(2026, 10, 1, tzinfo=UTC).timestamp() * 1000),
+        duration_ms=days * DAY_MS,
+        fault_rate=faults,
+    )
+    return [emission.payload for emission in simulate(config)]
+
+
+def best_rate(run: Callable[[], object], events: int, repeat: int) -> float:
+    """Events per second of the fastest of ``repeat`` runs."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return events / best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=12)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--faults", type=float, default=0.001)
+    parser.add_argument("--profile", action="store_true", help="print the top of a cProfile")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    payloads = simulated_month(args.tenants, args.days, args.seed, args.faults)
+    n = len(payloads)
+    size_mb = sum(len(p) + 1 for p in payloads) / 1e6
+    print(
+        f"simulated {n:,} events ({size_mb:.1f} MB), {args.tenants} tenants x {args.days} days, "
+        f"seed {args.seed}, in {time.perf_counter() - started:.1f} s"
+    )
+    lines = [(p, f"bench:{i}") for i, p in enumerate(payloads, 1)]
+
+    def parse_only() -> None:
+        for payload in payloads:
+            parse_event(payload)
+
+    def ledger_only() -> Ledger:
+        ledger = Ledger(DEFAULT_POLICY)
+        process = ledger.process
+        for payload, source in lines:
+            process(payload, source)
+        return ledger
+
+    def full_replay(usage: bool) -> Callable[[], object]:
+        return lambda: replay(lines, io.BytesIO(), DEFAULT_POLICY, usage=usage, summary=True)
+
+    counts = replay(lines, io.BytesIO(), DEFAULT_POLICY, usage=True)
+    print(
+        f"records: {counts.violations} violations, {counts.enforcement} enforcement, "
+        f"{counts.dead_letters} dead letters, {counts.duplicates} duplicates, "
+        f"{counts.usage:,} usage accruals"
+    )
+    state_bytes = [len(s.to_bytes()) for s in ledger_only().states.values()]
+    mean_bytes = sum(state_bytes) // len(state_bytes)
+    print(
+        f"tenant state: max {max(state_bytes):,} bytes, mean {mean_bytes:,} bytes"
+        " (to_bytes at the end of the month)"
+    )
+    for name, run in (
+        ("parse_event only", parse_only),
+        ("Ledger.process", ledger_only),
+        ("replay (records + summary)", full_replay(False)),
+        ("replay --usage", full_replay(True)),
+    ):
+        rate = best_rate(run, n, args.repeat)
+        print(f"{name:28s} {rate:12,.0f} events/s  ({1e6 / rate:.2f} us/event)")
+
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(ledger_only)
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(15)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
