@@ -59,6 +59,7 @@ class WorkerSettings:
     producer_linger_ms: int = 5
     max_poll_records: int = 2000
     expiry_interval_s: int = 10
+    session_timeout_s: int = 30
     api_token: str | None = field(default=None, repr=False)
     api_tenant_tokens: str | None = field(default=None, repr=False)
 
