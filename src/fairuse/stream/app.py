@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,15 +36,15 @@ class TenantTable(Table):
     """A table whose changelog partition is the partition the tenant's events arrive on.
 
     Writes happen once per batch (outside Faust's per-event context), so the partition comes
-    from ``partition_hint`` (filled from the events); unknown tenants fall back to the
-    producer's key partitioner, the same murmur2 hash the recorder's producer uses.
+    from ``partition_hint`` (the partition recorded in the tenant's entry); otherwise the
+    producer's key partitioner decides, the same murmur2 hash the recorder's producer uses.
     """
 
-    partition_hint: dict[str, int] = {}  # noqa: RUF012 - replaced per instance
+    partition_hint: Callable[[str], int | None] = staticmethod(lambda key: None)
 
     def partition_for_key(self, key: Any) -> int | None:
         """The changelog partition for ``key`` (None: the producer's partitioner decides)."""
-        return self.partition_hint.get(key)
+        return self.partition_hint(key)
 
 
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
@@ -70,8 +70,7 @@ class Worker:
     app: faust.App
     core: StreamCore
     events_topic: faust.TopicT
-    states: TenantTable
-    violations: TenantTable
+    table: TenantTable
     policy_ready: asyncio.Event = field(default_factory=asyncio.Event)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -84,16 +83,6 @@ class Worker:
             await producer.send(out.topic, out.key, out.value, None, None, None) for out in outputs
         ]
         await asyncio.gather(*pending)
-
-    def owns(self, tenant_id: str) -> bool:
-        """Whether this worker currently processes ``tenant_id``'s events partition."""
-        partition = self.core.partition_of.get(tenant_id)
-        if partition is None:
-            tp = self.app.producer.key_partition(
-                self.events_topic.get_topic_name(), tenant_id.encode()
-            )
-            partition = tp.partition
-        return partition in self.assigned_partitions()
 
     def assigned_partitions(self) -> set[int]:
         """The events partitions assigned to this worker right now."""
@@ -135,15 +124,16 @@ def create_worker(settings: Settings, policy: Policy) -> Worker:
         broker_max_poll_records=conf.max_poll_records,
         stream_buffer_maxsize=max(4096, conf.batch_max * 2),
         table_cleanup_interval=3600.0,
+        broker_session_timeout=float(conf.session_timeout_s),
+        broker_heartbeat_interval=min(3.0, conf.session_timeout_s / 3),
     )
     events_topic = app.topic(
         kafka.topic("events"), key_type=bytes, value_type=bytes, value_serializer="raw"
     )
-    states = _tenant_table(app, "tenant-state", kafka.events_partitions)
-    violations = _tenant_table(app, "tenant-violations", kafka.events_partitions)
-    core = StreamCore(policy, kafka, states, violations)  # type: ignore[arg-type]
-    states.partition_hint = violations.partition_hint = core.partition_of
-    worker = Worker(app, core, events_topic, states, violations)
+    table = _tenant_table(app, "tenants", kafka.events_partitions)
+    core = StreamCore(policy, kafka, table)  # type: ignore[arg-type]
+    table.partition_hint = core.partition_of  # type: ignore[method-assign]
+    worker = Worker(app, core, events_topic, table)
     _wire(worker, settings)
     return worker
 
@@ -189,7 +179,8 @@ def _wire(worker: Worker, settings: Settings) -> None:
             return
         async with worker.lock:
             core.begin()
-            batch = core.expire_idle(worker.owns)
+            owned = worker.assigned_partitions()
+            batch = core.expire_idle(owned.__contains__)
             await worker.publish(batch.outputs)
             core.commit()
 

@@ -1,13 +1,20 @@
 """The worker's processing step without Faust: inbound messages -> ledger -> outbound records.
 
 :class:`StreamCore` drives one :class:`fairuse.ledger.Ledger` whose tenant states live in a byte
-store (the changelog-backed Faust table in the worker, a dict in tests and the benchmark). The
-caller publishes :attr:`Batch.outputs`, waits until the broker has them, and only then calls
-:meth:`StreamCore.commit`, which writes the touched states (see docs/streaming.md, "Delivery").
+store (the changelog-backed Faust table in the worker, a dict in tests and the benchmark). Each
+stored value is a :class:`TenantEntry`: the ledger's state, the partition and offset of the last
+event applied to it, and the tenant's latest violations, in one record so they change together.
+
+The caller publishes :attr:`Batch.outputs`, waits until the broker has them, and only then calls
+:meth:`StreamCore.commit`, which writes the touched entries (see docs/streaming.md, "Delivery").
+After a crash, events at or below an entry's offset are skipped: their effects and outputs are
+already durable. This does not rely on the ledger's event-id dedup, whose horizon is event time
+(7 days) and is too short when a backlog is processed faster than real time.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +28,35 @@ from fairuse.records import OutputRecord, Violation
 from fairuse.settings import KafkaSettings
 from fairuse.stream.state import StateCache
 
-VIOLATIONS_KEPT = 200
+VIOLATIONS_KEPT = 100
 """How many of a tenant's latest violations the worker keeps for ``GET .../violations``."""
+
+_HEADER = struct.Struct(">iqI")  # partition, offset, length of the state bytes
+
+
+@dataclass(slots=True)
+class TenantEntry:
+    """What the worker stores per tenant (one table value, one changelog record)."""
+
+    state: TenantState
+    partition: int = -1
+    offset: int = -1
+    violations: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        """Header (partition, offset, state length), the state bytes, the violations JSON."""
+        state = self.state.to_bytes()
+        header = _HEADER.pack(self.partition, self.offset, len(state))
+        return header + state + orjson.dumps(self.violations)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TenantEntry:
+        """Rebuild an entry written by :meth:`to_bytes`."""
+        partition, offset, length = _HEADER.unpack_from(data)
+        start = _HEADER.size
+        state = TenantState.from_bytes(data[start : start + length])
+        violations = orjson.loads(data[start + length :])
+        return cls(state, partition, offset, violations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +89,7 @@ class Batch:
 
     outputs: list[Outbound] = field(default_factory=list)
     events: int = 0
+    skipped: int = 0
 
 
 def topic_for(record: OutputRecord, kafka: KafkaSettings) -> str:
@@ -62,24 +97,53 @@ def topic_for(record: OutputRecord, kafka: KafkaSettings) -> str:
     return kafka.topic(record.TOPIC.removeprefix("fairuse."))
 
 
-class StreamCore:
-    """The ledger over byte-store state, plus the per-tenant violation lists and the watermark."""
+class _LedgerStates(MutableMapping[str, TenantState]):
+    """The ledger's view of the entries: their states; ``owns`` filters iteration (expiry)."""
 
     def __init__(
         self,
-        policy: Policy,
-        kafka: KafkaSettings,
-        states: MutableMapping[str, bytes],
-        violations: MutableMapping[str, bytes],
+        entries: MutableMapping[str, TenantEntry],
+        owns: Callable[[TenantEntry], bool] | None = None,
+    ) -> None:
+        self._entries = entries
+        self._owns = owns
+
+    def __getitem__(self, key: str) -> TenantState:
+        return self._entries[key].state
+
+    def __setitem__(self, key: str, value: TenantState) -> None:
+        entry = self._entries.get(key)
+        if entry is None:
+            self._entries[key] = TenantEntry(value)
+        else:
+            entry.state = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._entries[key]
+
+    def __iter__(self) -> Iterator[str]:
+        if self._owns is None:
+            return iter(self._entries)
+        owns, entries = self._owns, self._entries
+        return (key for key in list(entries) if owns(entries[key]))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class StreamCore:
+    """The ledger over byte-store entries, plus the event-time watermark."""
+
+    def __init__(
+        self, policy: Policy, kafka: KafkaSettings, store: MutableMapping[str, bytes]
     ) -> None:
         self.kafka = kafka
-        self.states: StateCache[TenantState] = StateCache(
-            states, TenantState.from_bytes, TenantState.to_bytes
+        self.entries: StateCache[TenantEntry] = StateCache(
+            store, TenantEntry.from_bytes, TenantEntry.to_bytes
         )
-        self.violations: StateCache[list[dict]] = StateCache(violations, orjson.loads, orjson.dumps)
-        self.ledger = Ledger(policy, self.states)
+        self.ledger = Ledger(policy, _LedgerStates(self.entries))
         self.watermark_ms = 0
-        self.partition_of: dict[str, int] = {}
+        self.skipped = 0
 
     @property
     def policy(self) -> Policy:
@@ -91,33 +155,46 @@ class StreamCore:
         self.ledger.policy = policy
 
     def begin(self) -> None:
-        """Start a batch (drops decoded state after a rebalance)."""
-        self.states.begin()
-        self.violations.begin()
+        """Start a batch (drops decoded entries after a rebalance)."""
+        self.entries.begin()
 
     def process(self, messages: Iterable[Inbound]) -> Batch:
-        """Run the ledger over ``messages`` in order; nothing is written to the stores yet."""
+        """Run the ledger over ``messages`` in order; nothing is written to the store yet."""
         batch = Batch()
+        entries = self.entries
         for message in messages:
             batch.events += 1
             parsed = parse_event(message.value)
-            if isinstance(parsed, Event):
-                self.partition_of[parsed.tenant_id] = message.partition
-                self.watermark_ms = max(self.watermark_ms, parsed.ts)
-                records = self.ledger.process_event(parsed, message.value, message.source)
-            else:
-                records = self.ledger.process(message.value, message.source)
+            if not isinstance(parsed, Event):
+                self._emit(self.ledger.process(message.value, message.source), batch)
+                continue
+            tenant_id = parsed.tenant_id
+            entry = entries.get(tenant_id)
+            if (
+                entry is not None
+                and entry.partition == message.partition
+                and message.offset <= entry.offset
+            ):
+                batch.skipped += 1  # applied before a crash; its outputs are published
+                continue
+            if parsed.ts > self.watermark_ms:
+                self.watermark_ms = parsed.ts
+            records = self.ledger.process_event(parsed, message.value, message.source)
+            entry = entries.get(tenant_id)
+            if entry is not None:
+                entry.partition, entry.offset = message.partition, message.offset
             self._emit(records, batch)
+        self.skipped += batch.skipped
         return batch
 
-    def expire_idle(self, owns: Callable[[str], bool] = lambda tenant_id: True) -> Batch:
+    def expire_idle(self, owns: Callable[[int], bool] = lambda partition: True) -> Batch:
         """Close sessions silent past their expiry at the event-time watermark.
 
-        Only tenants for which ``owns`` is true are looked at (those on this worker's partitions).
+        Only tenants whose events partition ``owns`` accepts are looked at (this worker's).
         """
         batch = Batch()
         if self.watermark_ms:
-            view = _Owned(self.states, owns)
+            view = _LedgerStates(self.entries, lambda entry: owns(entry.partition))
             expiring = Ledger(self.ledger.policy, view)
             self._emit(expiring.expire_idle(self.watermark_ms), batch)
         return batch
@@ -129,54 +206,34 @@ class StreamCore:
                 Outbound(topic_for(record, self.kafka), tenant.encode(), record.to_json())
             )
             if isinstance(record, Violation):
-                kept = self.violations.get(tenant) or []
-                kept.append(record.to_dict())
-                self.violations[tenant] = kept[-VIOLATIONS_KEPT:]
+                entry = self.entries.get(tenant)
+                if entry is not None and all(
+                    v["violation_id"] != record.violation_id for v in entry.violations
+                ):
+                    entry.violations.append(record.to_dict())
+                    del entry.violations[:-VIOLATIONS_KEPT]
+
+    def partition_of(self, tenant_id: str) -> int | None:
+        """The events partition of ``tenant_id`` if its entry is loaded, else None."""
+        entry = self.entries.peek(tenant_id)
+        return None if entry is None or entry.partition < 0 else entry.partition
 
     def usage(self, tenant_id: str) -> dict[str, Any] | None:
         """Live usage of ``tenant_id`` at its latest event time, or None for an unknown tenant."""
-        state = self.states.get(tenant_id)
-        if state is None:
+        entry = self.entries.get(tenant_id)
+        if entry is None:
             return None
-        return usage_view(state, self.policy, state.clock_ms)
+        return usage_view(entry.state, self.policy, entry.state.clock_ms)
 
     def violations_of(self, tenant_id: str) -> list[dict[str, Any]] | None:
         """The tenant's latest violations (oldest first), or None for an unknown tenant."""
-        if tenant_id not in self.states:
-            return None
-        return list(self.violations.get(tenant_id) or [])
+        entry = self.entries.get(tenant_id)
+        return None if entry is None else list(entry.violations)
 
     def commit(self) -> list[str]:
-        """Write the touched tenants' state and violation lists; return the tenants written."""
-        return sorted(set(self.states.flush()) | set(self.violations.flush()))
+        """Write the touched tenants' entries; return the tenants written."""
+        return self.entries.flush()
 
     def mark_stale(self) -> None:
-        """Partitions were reassigned: reload state from the stores at the next batch."""
-        self.states.mark_stale()
-        self.violations.mark_stale()
-        self.partition_of.clear()
-
-
-class _Owned(MutableMapping[str, TenantState]):
-    """The tenants of ``states`` that ``owns`` accepts (for expiry on this worker only)."""
-
-    def __init__(self, states: MutableMapping[str, TenantState], owns: Callable[[str], bool]):
-        self._states = states
-        self._owns = owns
-
-    def __getitem__(self, key: str) -> TenantState:
-        if not self._owns(key):
-            raise KeyError(key)
-        return self._states[key]
-
-    def __setitem__(self, key: str, value: TenantState) -> None:
-        self._states[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self._states[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return (key for key in list(self._states) if self._owns(key))
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
+        """Partitions were reassigned: reload entries from the store at the next batch."""
+        self.entries.mark_stale()

@@ -65,6 +65,10 @@ class StateCache(MutableMapping[str, S], Generic[S]):
     def __contains__(self, key: object) -> bool:
         return key in self._live or key in self._backing
 
+    def peek(self, key: str) -> S | None:
+        """The decoded value of ``key`` if loaded, without loading or touching it."""
+        return self._live.get(key)
+
     @property
     def touched(self) -> frozenset[str]:
         """Keys read or written since the last flush."""

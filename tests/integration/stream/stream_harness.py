@@ -186,9 +186,24 @@ def comparable(records: dict[str, list]) -> dict[str, list]:
     return result
 
 
-def distinct(records: dict[str, list]) -> dict[str, list]:
-    """:func:`comparable` with repeats removed (what a downstream dedup by record id keeps)."""
-    return {name: sorted(set(rows)) for name, rows in comparable(records).items()}
+RECORD_ID = {
+    "violations": lambda r: r["violation_id"],
+    "enforcement": lambda r: r["enforcement_id"],
+    "dead-letter": lambda r: r["dead_letter_id"],
+    "usage": lambda r: (r["event_id"], r["session_id"], r["metric"], r["day"]),
+}
+
+
+def deduplicated(records: dict[str, list]) -> dict[str, list]:
+    """What a consumer deduplicating by record id keeps; a repeat must equal its first copy."""
+    kept: dict[str, list] = {}
+    for name, items in records.items():
+        first: dict[object, dict] = {}
+        for record in items:
+            seen = first.setdefault(RECORD_ID[name](record), record)
+            assert seen == record, f"{name}: same id, different record:\n{seen}\n{record}"
+        kept[name] = list(first.values())
+    return kept
 
 
 @dataclass
@@ -219,6 +234,7 @@ class WorkerProcess:
             FAIRUSE_WORKER_APP_ID=self.app_id,
             FAIRUSE_WORKER_WEB_PORT=str(self.web_port),
             FAIRUSE_WORKER_EXPIRY_INTERVAL_S="2",
+            FAIRUSE_WORKER_SESSION_TIMEOUT_S="6",
             **self.env,
         )
         log = self.log_path.open("wb")
