@@ -72,9 +72,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--duration", help="event-time length, e.g. 30d, 12h (default 7d unless --events)"
     )
     p.add_argument("--events", type=_positive_int, help="stop after this many events")
-    p.add_argument("--heartbeat-s", type=_positive_int, default=60, help="heartbeat period")
     p.add_argument(
-        "--breakers", type=_share, default=1 / 3, help="share of tenants breaking the policy"
+        "--heartbeat-s",
+        type=_positive_int,
+        default=60,
+        help="heartbeat period in event-time seconds (default 60)",
+    )
+    p.add_argument(
+        "--breakers",
+        type=_share,
+        default=1 / 3,
+        help="share of tenants breaking the policy (default 1/3)",
     )
     p.add_argument(
         "--faults",
