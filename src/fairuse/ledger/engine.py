@@ -332,11 +332,12 @@ class Ledger:
         state = self.states.get(tenant_id)
         if state is None:
             state = TenantState(tenant_id)
-        if dedup.is_duplicate(state, event.event_id, self.dedup_horizon_ms):
+        digest = dedup.id_digest(event.event_id)
+        if dedup.is_duplicate(state, digest, self.dedup_horizon_ms):
             self.duplicates += 1
             return []
         ts = event.ts
-        dedup.remember(state, event.event_id, ts)
+        dedup.remember(state, digest, ts)
         if ts > state.clock_ms:
             state.clock_ms = ts
         rules = self._rules.get(tenant_id)

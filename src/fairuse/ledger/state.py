@@ -8,12 +8,13 @@ changes it, so the byte form is a positional orjson array (no field names) and r
 
 from __future__ import annotations
 
+from base64 import b64decode, b64encode
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 OPEN = 0
 CLOSED = 1  # silent longer than the session expiry; a later heartbeat reopens it
@@ -75,7 +76,8 @@ class TenantState:
 
     tenant_id: str
     clock_ms: int = 0  # newest event time seen
-    seen: dict[str, int] = field(default_factory=dict)  # event_id -> ts (dedup)
+    seen: dict[bytes, int] = field(default_factory=dict)  # id digest -> hour (see dedup)
+    seen_hours: dict[int, bytearray] = field(default_factory=dict)  # hour -> digests
     sessions: dict[str, Session] = field(default_factory=dict)
     ended: dict[str, int] = field(default_factory=dict)  # stopped session_id -> stop ts
     held_stops: dict[str, HeldStop] = field(default_factory=dict)
@@ -97,7 +99,7 @@ class TenantState:
                 FORMAT_VERSION,
                 self.tenant_id,
                 self.clock_ms,
-                self.seen,
+                {str(hour): b64encode(bucket).decode() for hour, bucket in self.seen_hours.items()},
                 {sid: s.to_list() for sid, s in self.sessions.items()},
                 self.ended,
                 {sid: [h.event_id, h.ts, h.raw, h.source] for sid, h in held.items()},
@@ -121,7 +123,7 @@ class TenantState:
             version,
             tenant_id,
             clock_ms,
-            seen,
+            seen_hours,
             sessions,
             ended,
             held,
@@ -136,10 +138,18 @@ class TenantState:
         ) = orjson.loads(data)
         if version != FORMAT_VERSION:
             raise ValueError(f"unsupported tenant state format {version}")
+        hours = {int(hour): bytearray(b64decode(text)) for hour, text in seen_hours.items()}
+        seen: dict[bytes, int] = {}
+        for hour, bucket in hours.items():
+            for i in range(0, len(bucket), 8):
+                digest = bytes(bucket[i : i + 8])
+                if seen.get(digest, -1) < hour:
+                    seen[digest] = hour
         return cls(
             tenant_id=tenant_id,
             clock_ms=clock_ms,
             seen=seen,
+            seen_hours=hours,
             sessions={sid: Session(*values) for sid, values in sessions.items()},
             ended=ended,
             held_stops={sid: HeldStop(*values) for sid, values in held.items()},

@@ -233,3 +233,19 @@ def test_core_imports_without_io_packages() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_remembered_ids_are_compact_and_pruned_after_the_horizon() -> None:
+    feed = Feed()
+    t0 = ms("2026-03-02T09:00")
+    for i in range(1000):
+        feed.send("api_call", t0 + i * MINUTE, event_id=f"a-rather-long-event-id-{i:06d}")
+    state = feed.state
+    assert len(state.seen) == 1000
+    assert sum(len(b) for b in state.seen_hours.values()) == 8 * 1000
+    assert len(state.to_bytes()) < 16 * 1000
+    feed.send("api_call", t0 + 10 * DAY)  # a new day: upkeep prunes ids older than 7 days
+    assert len(state.seen) == 1
+    feed.send("api_call", t0 + 10 * DAY, event_id="a-rather-long-event-id-000001")
+    assert feed.ledger.duplicates == 0  # forgotten: processed as a new event
+    assert feed.state.periods["api_calls"]["2026-03-12"][0] == 2
