@@ -61,6 +61,11 @@ def connect(dsn: str) -> Client:
         try:
             return clickhouse_connect.get_client(dsn=f"chdb://{path.resolve()}")
         except Exception as exc:
+            if "already initialized with path" in str(exc):
+                raise WarehouseError(
+                    f"this process already has another embedded store open; chDB opens one "
+                    f"directory per process (wanted {path})"
+                ) from exc
             if "BAD_ARGUMENTS" in str(exc) or "lock" in str(exc).lower():
                 from fairuse.warehouse.owner import read_owner
 

@@ -123,6 +123,7 @@ class QueryOwner:
             owner_file(self.store).unlink(missing_ok=True)
         self._server.shutdown()
         self._server.server_close()
+        self._client.close()
 
 
 def query_owner(owner: OwnerInfo, sql: str, params: dict[str, Any], timeout_s: float = 60):

@@ -269,7 +269,8 @@ async def run_sink(
     migrate(client, events_ttl_days=settings.warehouse.events_ttl_days)
     owner = None
     if is_embedded(dsn):
-        owner = QueryOwner(connect(dsn), embedded_path(dsn), settings.warehouse.query_port).start()
+        owner = QueryOwner(connect(dsn), embedded_path(dsn), settings.warehouse.query_port)
+        owner.start()
     sink = Sink(
         settings,
         client,
@@ -281,5 +282,6 @@ async def run_sink(
     finally:
         if owner is not None:
             owner.close()
+        client.close()
     log.info("sink stopped: %d messages stored and committed", sink.committed_messages)
     return sink
