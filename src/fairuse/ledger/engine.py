@@ -24,10 +24,10 @@ from fairuse.events import (
     UserActivated,
     UserDeactivated,
     encode_event,
-    parse_event,
 )
 from fairuse.ledger import dedup, escalation, metrics, notices, sessions, thresholds
 from fairuse.ledger.calendar import DAY_MS, Calendar, calendar_for
+from fairuse.ledger.intake import parse
 from fairuse.ledger.state import HeldStop, Session, TenantState
 from fairuse.ledger.summary import Archive, archive_period, summary_rows
 from fairuse.policy import Limits, Policy, Revision
@@ -309,7 +309,7 @@ class Ledger:
 
     def process(self, raw: bytes | str, source: str) -> list[OutputRecord]:
         """Parse one payload and apply it; a rejection becomes a dead letter from ``source``."""
-        parsed = parse_event(raw)
+        parsed = parse(raw)
         if isinstance(parsed, Rejection):
             return [
                 dead_letter(
