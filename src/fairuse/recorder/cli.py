@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import re
 import sys
 import time
@@ -230,9 +231,15 @@ async def send_to_kafka(emissions: Iterable[Emission], pacer: Pacer, progress: P
             progress.tick(emission)
 
 
+def quiet_client_logs() -> None:
+    """Keep aiokafka's connection warnings off stderr: failures surface as one BrokerError line."""
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+
+
 def run_simulate(args: argparse.Namespace) -> int:
     """Handler of ``fairuse simulate``."""
     config = config_from_args(args)
+    quiet_client_logs()
     emissions = bounded(config, args.events)
     progress = Progress(enabled=args.progress or sys.stderr.isatty())
     pacer = Pacer(args.speed, args.rate, config.start_ms)

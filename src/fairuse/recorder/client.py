@@ -85,18 +85,23 @@ class RecorderClient:
         self.failed = 0
 
     async def start(self) -> None:
-        """Connect to the cluster; raise BrokerError if it cannot be reached."""
+        """Connect; raise BrokerError if the cluster cannot be reached or the topic is missing."""
         self._room = asyncio.Semaphore(self.tuning.max_in_flight)
         if self._producer is None:
             self._producer = AIOKafkaProducer(**producer_config(self.settings, self.tuning))
         try:
             await self._producer.start()
+            cluster = await self._producer.client.fetch_all_metadata()
         except (KafkaError, OSError) as exc:
             await self._producer.stop()
             self._producer = None
             raise BrokerError(
                 f"recorder client cannot connect to Kafka at {self.settings.bootstrap}: {exc!r}"
             ) from exc
+        if self.topic not in cluster.topics():
+            await self._producer.stop()
+            self._producer = None
+            raise BrokerError(f"topic {self.topic} does not exist (run 'fairuse topics create')")
 
     async def __aenter__(self) -> RecorderClient:
         await self.start()

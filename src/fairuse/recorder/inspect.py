@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 from fairuse.errors import BrokerError
 from fairuse.events import EVENT_TYPES, Rejection, parse_event
 from fairuse.kafka import client_kwargs
+from fairuse.recorder.cli import quiet_client_logs
 from fairuse.settings import KafkaSettings, load_settings
 from fairuse.topics import describe_topics_async
 
@@ -140,6 +141,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_inspect_events(args: argparse.Namespace) -> int:
     """Handler of ``fairuse inspect events``; exit 1 if not drained before the timeout."""
+    quiet_client_logs()
     settings = load_settings().kafka
     topic = settings.topic("events")
     records, drained = asyncio.run(drain_topic(settings, topic, args.from_beginning, args.timeout))

@@ -30,11 +30,25 @@ def run_async(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], Non
     return wrapper
 
 
+class FakeKafkaClient:
+    """The producer's ``client``: cluster metadata listing ``topics``."""
+
+    def __init__(self, topics: tuple[str, ...]) -> None:
+        self._topics = set(topics)
+
+    async def fetch_all_metadata(self) -> FakeKafkaClient:
+        return self
+
+    def topics(self) -> set[str]:
+        return self._topics
+
+
 class FakeProducer:
     """Just enough of AIOKafkaProducer: records sends; deliveries resolve when told to."""
 
-    def __init__(self, fail_start: bool = False) -> None:
+    def __init__(self, fail_start: bool = False, topics: tuple[str, ...] = (TOPIC,)) -> None:
         self.fail_start = fail_start
+        self.client = FakeKafkaClient(topics)
         self.started = self.stopped = False
         self.sent: list[tuple[str, bytes, bytes | None, int | None]] = []
         self.deliveries: list[asyncio.Future[Any]] = []
@@ -187,6 +201,15 @@ async def test_close_surfaces_failures_too() -> None:
 async def test_unreachable_broker_is_a_broker_error() -> None:
     fake = FakeProducer(fail_start=True)
     with pytest.raises(BrokerError, match="cannot connect"):
+        async with RecorderClient(KafkaSettings(), producer=fake):  # type: ignore[arg-type]
+            pass
+    assert fake.stopped
+
+
+@run_async
+async def test_a_missing_events_topic_is_a_broker_error_at_start() -> None:
+    fake = FakeProducer(topics=("other",))
+    with pytest.raises(BrokerError, match="fairuse topics create"):
         async with RecorderClient(KafkaSettings(), producer=fake):  # type: ignore[arg-type]
             pass
     assert fake.stopped
