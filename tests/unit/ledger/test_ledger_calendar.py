@@ -70,3 +70,14 @@ def test_midnight_in_a_dst_gap_starts_the_day_at_the_transition() -> None:
     pieces = cal.split(start, start + 24 * HOUR)
     assert pieces == [("2022-09-10", 12 * HOUR), ("2022-09-11", 12 * HOUR)]
     assert cal.split(start, start + 36 * HOUR)[1] == ("2022-09-11", 23 * HOUR)
+
+
+def test_fall_back_across_midnight_makes_the_day_before_25_hours() -> None:
+    # Santiago (Chile) falls back at 24:00 -> 23:00: 2022-04-02 lasts 25 hours.
+    cal = Calendar("America/Santiago")
+    start = ms("2022-04-02T12:00", "America/Santiago")
+    assert cal.split(start, start + 48 * HOUR) == [
+        ("2022-04-02", 13 * HOUR),
+        ("2022-04-03", 24 * HOUR),
+        ("2022-04-04", 11 * HOUR),
+    ]
