@@ -132,27 +132,36 @@ class RecorderClient:
         """
         self._raise_failure()
         room, producer = self._started()
-        partitions = sorted(await producer.partitions_for(self.topic))
+        try:
+            partitions = sorted(await producer.partitions_for(self.topic))
+        except (KafkaError, OSError) as exc:
+            raise BrokerError(f"no partitions for {self.topic}: {exc!r}") from exc
         open_batches: dict[int, tuple[BatchBuilder, int]] = {}
-        for key, payload in records:
-            if room.locked():  # out of room: queue what is built, then wait for deliveries
-                await self._send_batches(open_batches)
-            await room.acquire()
-            partition = self._partitioner(key, partitions, partitions)
-            builder, size = open_batches.get(partition) or (producer.create_batch(), 0)
-            if builder.append(key=key, value=payload, timestamp=None) is None:
-                await self._send_batch(builder, partition, size)
-                builder, size = producer.create_batch(), 0
+        try:
+            for key, payload in records:
+                if room.locked():  # out of room: queue what is built, then wait for deliveries
+                    await self._send_batches(open_batches)
+                await room.acquire()
+                partition = self._partitioner(key, partitions, partitions)
+                builder, size = open_batches.pop(partition, None) or (producer.create_batch(), 0)
                 if builder.append(key=key, value=payload, timestamp=None) is None:
+                    await self._send_batch(builder, partition, size)  # full: queue it
+                    builder, size = producer.create_batch(), 0
+                    if builder.append(key=key, value=payload, timestamp=None) is None:
+                        room.release()
+                        raise BrokerError(f"a record of {len(payload)} bytes does not fit a batch")
+                open_batches[partition] = (builder, size + 1)
+            await self._send_batches(open_batches)
+        finally:
+            for _builder, size in open_batches.values():  # not queued: give their room back
+                for _ in range(size):
                     room.release()
-                    raise BrokerError(f"a record of {len(payload)} bytes does not fit a batch")
-            open_batches[partition] = (builder, size + 1)
-        await self._send_batches(open_batches)
 
     async def _send_batches(self, open_batches: dict[int, tuple[BatchBuilder, int]]) -> None:
-        for partition, (builder, size) in open_batches.items():
+        while open_batches:
+            partition = next(iter(open_batches))
+            builder, size = open_batches.pop(partition)
             await self._send_batch(builder, partition, size)
-        open_batches.clear()
 
     async def _send_batch(self, builder: BatchBuilder, partition: int, size: int) -> None:
         room, producer = self._started()

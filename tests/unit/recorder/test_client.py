@@ -252,3 +252,28 @@ async def test_send_many_never_holds_more_than_max_in_flight() -> None:
     await task
     await client.close()
     assert client.delivered == 10
+
+
+@run_async
+async def test_a_batch_that_cannot_be_queued_gives_its_room_back() -> None:
+    fake = FakeProducer()
+    original = fake.send_batch
+    calls = 0
+
+    async def failing_once(batch: BatchBuilder, topic: str, *, partition: int) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise KafkaConnectionError("broker gone")
+        return await original(batch, topic, partition=partition)
+
+    fake.send_batch = failing_once  # type: ignore[method-assign]
+    client = RecorderClient(KafkaSettings(), ProducerTuning(max_in_flight=4), producer=fake)  # type: ignore[arg-type]
+    await client.start()
+    tenants = [event(n, f"tenant-{n}") for n in range(4)]  # several partitions, 4 permits
+    with pytest.raises(BrokerError, match="could not queue a batch"):
+        await client.send_many(tenants)
+    fake.deliver_all()
+    await asyncio.wait_for(client.send_many(tenants), 1)  # all 4 permits are free again
+    await client.close()
+    assert client.delivered == 4
