@@ -65,6 +65,7 @@ def test_images_are_the_official_ones_pinned() -> None:
 def test_kafka_runs_kraft_with_one_replica_and_append_time() -> None:
     env = environment("kafka")
     assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", env["CLUSTER_ID"])  # the image formats with it
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
     assert "CONTROLLER" in env["KAFKA_CONTROLLER_LISTENER_NAMES"]
     advertised = env["KAFKA_ADVERTISED_LISTENERS"].split(",")
