@@ -1,0 +1,118 @@
+"""Type mapping: messages -> table rows (DateTime64 from epoch ms, Nullable, arrays, dates)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fairuse.events import ApiCall, SessionStarted, encode_event
+from fairuse.records import Enforcement, UsageAccrual, Violation, dead_letter
+from fairuse.warehouse.rows import (
+    TABLE_COLUMNS,
+    TOPIC_TABLES,
+    columns_of,
+    message_row,
+    ms_to_datetime,
+)
+
+TS = 1_793_577_600_123  # 2026-11-02T00:00:00.123Z
+
+
+def _row(table: str, columns: tuple) -> dict:
+    return dict(zip(TABLE_COLUMNS[table], columns, strict=True))
+
+
+@given(st.integers(min_value=0, max_value=4_102_444_799_999))
+def test_epoch_ms_map_exactly_to_utc_datetimes(ms: int) -> None:
+    value = ms_to_datetime(ms)
+    assert value.tzinfo is dt.UTC
+    back = (value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
+    assert back == ms
+
+
+def test_event_row_has_typed_columns_and_the_raw_json() -> None:
+    raw = encode_event(
+        SessionStarted(
+            event_id="e1", tenant_id="t", ts=TS, session_id="s", user_id="u", media="audio"
+        )
+    )
+    table, row = message_row("events", raw, "fairuse.events/3/17")
+    assert table == "events"
+    values = _row(table, row)
+    assert values["ts"] == dt.datetime(2026, 11, 2, 0, 0, 0, 123000, tzinfo=dt.UTC)
+    assert (values["type"], values["media"], values["user_id"], values["api_count"]) == (
+        "session_started", "audio", "u", 0,
+    )  # fmt: skip
+    assert orjson.loads(values["raw"])["event_id"] == "e1"
+    assert values["source"] == "fairuse.events/3/17"
+    api = _row(
+        "events",
+        message_row(
+            "events", encode_event(ApiCall(event_id="e2", tenant_id="t", ts=TS, count=9)), "s"
+        )[1],
+    )
+    assert (api["api_count"], api["session_id"], api["media"]) == (9, "", "")
+
+
+def test_an_event_breaking_the_contract_becomes_the_same_dead_letter_as_the_core_makes() -> None:
+    raw = b'{"type": "api_call", "tenant_id": "t", "event_id": "e", "ts": "yesterday"}'
+    table, row = message_row("events", raw, "fairuse.events/0/5")
+    values = _row(table, row)
+    assert table == "dead_letters"
+    assert values["reason"] == "wrong_type" and values["origin"] == "sink"
+    assert values["ts"] is None  # Nullable(DateTime64) when the time is unknown
+    core = dead_letter(raw, "wrong_type", "x", source="fairuse.events/0/5")
+    assert values["dead_letter_id"] == core.dead_letter_id  # same id: stored once
+
+
+def test_records_map_to_their_tables() -> None:
+    accrual = UsageAccrual(
+        tenant_id="t", metric="video_hours", day="2026-11-30", weighted_ms=1.5, raw_ms=1,
+        session_id="s", user_id="u", event_id="e",
+    )  # fmt: skip
+    usage = _row("usage", message_row("usage", accrual.to_json(), "u/0/0")[1])
+    assert usage["day"] == dt.date(2026, 11, 30) and usage["weighted_ms"] == 1.5
+    violation = Violation(
+        violation_id="v", tenant_id="t", metric="api_calls", period="2026-11-03",
+        status="exceeded", observed=2401, limit=2400, unit="calls", seats=2,
+        policy_revision="r", ts=TS,
+    )  # fmt: skip
+    row = _row("violations", message_row("violations", violation.to_json(), "v/0/0")[1])
+    assert row["observed"] == 2401.0 and isinstance(row["observed"], float)
+    step = Enforcement(
+        enforcement_id="n", tenant_id="t", kind="action", action="charge", ts=TS,
+        effective_at=TS + 1, strikes=("a", "b"),
+    )  # fmt: skip
+    row = _row("enforcement", message_row("enforcement", step.to_json(), "n/0/0")[1])
+    assert row["strikes"] == ["a", "b"]
+    assert row["effective_at"] == ms_to_datetime(TS + 1)
+    letter = dead_letter(b"\xff", "bad_json", "d", source="src/1/2", tenant_id="t", ts=TS)
+    row = _row("dead_letters", message_row("dead_letters", letter.to_json(), "dl/0/0")[1])
+    assert (row["raw_encoding"], row["origin"], row["source"]) == ("base64", "core", "src/1/2")
+
+
+def test_undecodable_records_become_sink_dead_letters() -> None:
+    for raw, reason in (
+        (b"{nope", "bad_json"),
+        (b"[1]", "not_an_object"),
+        (b'{"tenant_id": "t"}', "missing_field"),
+        (b'{"tenant_id": "t", "metric": 1, "day": "2026-11-01"}', "wrong_type"),
+    ):
+        table, row = message_row("usage", raw, "fairuse.usage/0/1")
+        values = _row(table, row)
+        assert (table, values["reason"], values["origin"]) == ("dead_letters", reason, "sink")
+    bad_day = orjson.dumps(
+        {
+            "tenant_id": "t", "metric": "audio_hours", "day": "30.11.2026", "weighted_ms": 1,
+            "raw_ms": 1, "session_id": "s", "user_id": "u", "event_id": "e",
+        }
+    )  # fmt: skip
+    assert _row("dead_letters", message_row("usage", bad_day, "x")[1])["reason"] == "out_of_range"
+
+
+def test_every_topic_has_a_table_and_columns_transpose() -> None:
+    assert set(TOPIC_TABLES.values()) == set(TABLE_COLUMNS)
+    assert columns_of([(1, "a"), (2, "b")]) == [[1, 2], ["a", "b"]]
