@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
+from fairuse.errors import ConfigError
 from fairuse.events import (
     ApiCall,
     CallDeleted,
@@ -289,7 +290,7 @@ class Ledger:
         dedup_horizon_ms: int = dedup.DEFAULT_HORIZON_MS,
     ) -> None:
         if dedup_horizon_ms < dedup.DEFAULT_HORIZON_MS:
-            raise ValueError("the dedup horizon must be at least 7 days")
+            raise ConfigError("the dedup horizon must be at least 7 days")
         self._policy = policy
         self.states: MutableMapping[str, TenantState] = {} if states is None else states
         self.dedup_horizon_ms = dedup_horizon_ms

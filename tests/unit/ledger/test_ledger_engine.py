@@ -10,6 +10,7 @@ import orjson
 import pytest
 from ledger_support import DAY, HOUR, MINUTE, Feed, accruals, ms, policy
 
+from fairuse.errors import ConfigError
 from fairuse.ledger import Ledger, TenantState, usage_view
 from fairuse.records import DeadLetter, UsageAccrual, Violation
 
@@ -52,7 +53,7 @@ def test_event_ids_are_remembered_for_the_horizon_then_forgotten() -> None:
 
 
 def test_dedup_horizon_is_configurable_but_at_least_seven_days() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         Ledger(policy(), dedup_horizon_ms=DAY)
     ledger = Ledger(policy(), dedup_horizon_ms=30 * DAY)
     feed = Feed(ledger)

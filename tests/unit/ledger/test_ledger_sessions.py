@@ -53,6 +53,18 @@ def test_session_across_berlin_dst_night_splits_at_local_midnight() -> None:
     ]
 
 
+def test_session_across_berlin_fall_back_night_counts_the_25_hour_day() -> None:
+    feed = Feed(timezone="Europe/Berlin")
+    feed.start("s1", ms("2026-10-24T23:00", "Europe/Berlin"), channels=2)
+    pieces = accruals(feed.stop("s1", ms("2026-10-26T01:00", "Europe/Berlin")))
+    assert [(p.day, p.raw_ms, p.weighted_ms) for p in pieces] == [
+        ("2026-10-24", HOUR, 2.0 * HOUR),
+        ("2026-10-25", 25 * HOUR, 50.0 * HOUR),
+        ("2026-10-26", HOUR, 2.0 * HOUR),
+    ]
+    assert hours(feed, month="2026-10") == 54.0
+
+
 def test_stereo_audio_and_4k_video_weights() -> None:
     feed = Feed()
     t0 = ms("2026-03-02T09:00")
