@@ -1,0 +1,55 @@
+# fairuse: the two commands are `make run` and `make test`; see README.md.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VENV_STAMP := $(VENV)/.fairuse-installed
+KAFKA := deploy/kafka
+# `make test` runs its own throwaway broker so a development broker (`make broker-start`, port
+# KAFKA_PORT, default 19092) can keep running; two checkouts pick different ports.
+TEST_KAFKA_PORT ?= 19192
+TEST_KAFKA_DATA_DIR ?= $(CURDIR)/var/test/kafka
+PYTEST_ARGS ?=
+
+.PHONY: help venv kafka broker-start broker-stop broker-status topics test lint run
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+venv: $(VENV_STAMP) ## create .venv and install fairuse with its test extras
+
+$(VENV_STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+kafka: ## fetch the pinned Kafka jars from Maven Central into the cache (once)
+	$(KAFKA)/fetch.sh
+
+broker-start: kafka ## start (or reuse) the local broker on KAFKA_PORT (default 19092)
+	$(KAFKA)/start.sh
+
+broker-stop: ## stop the local broker
+	$(KAFKA)/stop.sh
+
+broker-status: ## is the local broker running and answering?
+	$(KAFKA)/status.sh
+
+topics: venv ## create the pipeline's topics on FAIRUSE_KAFKA_BOOTSTRAP (idempotent)
+	$(VENV)/bin/fairuse topics create
+
+test: venv kafka ## fresh broker, the whole pytest suite, broker stopped; pytest's exit status
+	export KAFKA_PORT=$(TEST_KAFKA_PORT) KAFKA_DATA_DIR=$(TEST_KAFKA_DATA_DIR); \
+	$(KAFKA)/stop.sh; rm -rf "$$KAFKA_DATA_DIR"; \
+	trap '$(KAFKA)/stop.sh' EXIT; trap 'exit 130' INT TERM; \
+	bootstrap="$$($(KAFKA)/start.sh)"; \
+	FAIRUSE_KAFKA_BOOTSTRAP="$$bootstrap" $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: venv ## ruff check and format check
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+run: venv kafka ## the main job on the embedded defaults (see deploy/run.sh)
+	deploy/run.sh
