@@ -1,0 +1,119 @@
+"""The sink's flush order and its retry of a failing ClickHouse (fake client and consumer)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+
+from fairuse.settings import KafkaSettings, Settings, WarehouseSettings
+from fairuse.warehouse import sink as sink_module
+from fairuse.warehouse.batching import Batcher, decode_plan
+from fairuse.warehouse.sink import Backoff, BatchWriter, Sink
+
+EVENT = b'{"type":"api_call","event_id":"e%d","tenant_id":"t","ts":1793577600000,"count":1}'
+
+
+class FlakyClient:
+    """Fails the first ``failures`` inserts, then stores; records every attempt."""
+
+    def __init__(self, failures: int, log: list[tuple[str, Any]] | None = None) -> None:
+        self.failures = failures
+        self.attempts: list[tuple[str, str]] = []
+        self.stored: dict[str, list[list[Any]]] = {}
+        self.log = log if log is not None else []
+
+    def insert(self, table: str, columns: list[list[Any]], **kwargs: Any) -> None:
+        settings = kwargs["settings"]
+        assert kwargs["column_oriented"] is True and settings["async_insert"] == 0
+        token = settings["insert_deduplication_token"]
+        self.attempts.append((table, token))
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("Connection refused")
+        self.stored.setdefault(token, columns)
+        self.log.append(("insert", token))
+
+
+def _batches(count: int, per_batch: int = 3):
+    batcher = Batcher({"ev": "events"}, max_rows=per_batch, max_ms=10**9)
+    for n in range(count * per_batch):
+        batcher.add("ev", n % 2, n // 2, EVENT % n, 0.0)
+    return batcher.due(0.0, drain=True)
+
+
+def test_a_failing_clickhouse_is_retried_with_capped_backoff_and_nothing_is_lost() -> None:
+    client, delays = FlakyClient(failures=6), []
+
+    async def fake_sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    writer = BatchWriter(client, sleep=fake_sleep, backoff=Backoff(initial_s=0.5, max_s=4.0))
+    batches = _batches(2)
+
+    async def run() -> None:
+        for batch in batches:
+            await writer.write(batch)
+
+    asyncio.run(run())
+    assert delays == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert writer.failures == 6 and writer.inserted_rows == 6
+    first_token = batches[0].token("events")
+    assert client.attempts[:7] == [("events", first_token)] * 7  # the same block every time
+    assert set(client.stored) == {b.token("events") for b in batches}
+
+
+class FakeConsumer:
+    def __init__(self, log: list[tuple[str, Any]]) -> None:
+        self.log = log
+
+    async def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+        self.log.append(
+            ("commit", {(tp.topic, tp.partition): tuple(m) for tp, m in offsets.items()})
+        )
+
+
+def _sink(client: Any, log: list, crash: bool = False) -> Sink:
+    settings = Settings(kafka=KafkaSettings(topic_prefix="x."), warehouse=WarehouseSettings())
+    sink = Sink(settings, client, crash_after_insert=crash)
+    sink._consumer = FakeConsumer(log)  # type: ignore[assignment]
+    return sink
+
+
+def test_flush_order_plan_then_insert_then_commit() -> None:
+    log: list[tuple[str, Any]] = []
+    sink = _sink(FlakyClient(0, log), log)
+    batches = _batches(2, per_batch=2)  # partitions 0 and 1
+    asyncio.run(sink.flush(batches))
+    kinds = [entry[0] for entry in log]
+    assert kinds == ["commit", "insert", "insert", "commit"]
+    plan, final = log[0][1], log[3][1]
+    for batch in batches:
+        tp = (batch.topic, batch.partition)
+        assert plan[tp][0] == batch.first and decode_plan(plan[tp][1]) == [batch.last]
+        assert final[tp] == (batch.last + 1, "")
+    assert sink.committed_messages == 4
+
+
+def test_crash_hook_exits_after_the_insert_and_before_the_commit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log: list[tuple[str, Any]] = []
+
+    class Exited(Exception):
+        pass
+
+    def fake_exit(code: int) -> None:
+        log.append(("exit", code))
+        raise Exited
+
+    monkeypatch.setattr(sink_module.os, "_exit", fake_exit)
+    sink = _sink(FlakyClient(0, log), log, crash=True)
+    with pytest.raises(Exited):
+        asyncio.run(sink.flush(_batches(1)))
+    kinds = [entry[0] for entry in log]
+    assert kinds[0] == "commit" and kinds[-1] == "exit" and kinds.count("commit") == 1
+    assert kinds.count("insert") == 2  # both partitions' batches were inserted
+    assert log[-1] == ("exit", sink_module.CRASH_EXIT_CODE)
