@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +125,12 @@ def committed(kafka: KafkaSettings, group: str, topic: str) -> dict[int, int]:
         return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
     return asyncio.run(run())
+
+
+def lag(kafka: KafkaSettings, group: str) -> str:
+    """Committed and end offsets of the events topic, for failure messages."""
+    topic = kafka.topic("events")
+    return f"(end {end_offsets(kafka, topic)}, committed {committed(kafka, group, topic)})"
 
 
 def caught_up(kafka: KafkaSettings, group: str) -> bool:
@@ -271,3 +279,21 @@ class WorkerProcess:
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
+
+
+def http_get(port: int, path: str, token: str | None = None) -> tuple[int, Any]:
+    """``GET http://127.0.0.1:{port}{path}``: status and decoded JSON body (None if not JSON)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    except OSError:
+        return 0, None
+    try:
+        return status, orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return status, None

@@ -10,6 +10,7 @@ from stream_harness import (
     consume_all,
     deduplicated,
     end_offsets,
+    lag,
     produce,
     read_lines,
     replay,
@@ -50,7 +51,12 @@ def test_sigkill_mid_stream_then_restart_loses_and_doubles_nothing(
         assert worker.alive(), worker.log_tail()
         worker.kill()
     worker.start()
-    wait_for(lambda: caught_up(kafka_settings, worker.app_id), 180, "the restarted worker")
+    wait_for(
+        lambda: caught_up(kafka_settings, worker.app_id),
+        180,
+        "the restarted worker",
+        explain=lambda: lag(kafka_settings, worker.app_id) + worker.log_tail(),
+    )
     assert worker.alive(), worker.log_tail()
     assert_same_as_replay(kafka_settings, expected)
 
