@@ -9,6 +9,7 @@ local days (``YYYY-MM-DD``) become dates.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -91,9 +92,14 @@ def _time(obj: dict[str, Any], name: str) -> dt.datetime:
     return ms_to_datetime(_int(obj, name, 0, 4_102_444_800_000))
 
 
+@functools.lru_cache(maxsize=4096)
+def _date(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
 def _day(obj: dict[str, Any], name: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(_str(obj, name))
+        return _date(_str(obj, name))
     except ValueError as exc:
         raise _Bad("out_of_range", f"field '{name}' is not a YYYY-MM-DD day") from exc
 
