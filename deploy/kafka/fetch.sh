@@ -37,10 +37,12 @@ cat >"$work/pom.xml" <<POM
 POM
 rm -rf "$KAFKA_LIBS.partial" "$KAFKA_TOOLS"
 mkdir -p "$KAFKA_HOME" "$KAFKA_TOOLS"
-mvn -B -q -Dstyle.color=never --strict-checksums -f "$work/pom.xml" \
-  -Dmaven.repo.local="$FAIRUSE_CACHE/m2" \
-  dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.partial" ||
+if ! mvn -B --strict-checksums -f "$work/pom.xml" -Dmaven.repo.local="$FAIRUSE_CACHE/m2" \
+  dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.partial" \
+  >"$work/mvn.log" 2>&1; then
+  tail -n 40 "$work/mvn.log" >&2
   kafka_die "mvn could not fetch Kafka $KAFKA_VERSION (network to Maven Central?)"
+fi
 rm -rf "$KAFKA_LIBS"
 mv "$KAFKA_LIBS.partial" "$KAFKA_LIBS"
 javac -d "$KAFKA_TOOLS" -cp "$KAFKA_LIBS/*" "$KAFKA_SCRIPT_DIR/KafkaReady.java"
