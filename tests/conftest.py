@@ -105,33 +105,43 @@ def _docker_answers() -> bool:
     return result.returncode == 0
 
 
+# Set per container, not taken from the template: addresses inside the container; the image's
+# own default log.dirs (under /tmp, writable by its user) is kept.
+_CONTAINER_OWN_SETTINGS = {
+    "listeners",
+    "advertised.listeners",
+    "controller.quorum.voters",
+    "log.dirs",
+}
+
+
+def container_env(host_port: int) -> dict[str, str]:
+    """Environment for the official ``apache/kafka`` image: the settings of
+    ``deploy/kafka/server.properties.template`` (the image maps ``KAFKA_FOO_BAR`` to
+    ``foo.bar``), with the client port published on 127.0.0.1:``host_port``."""
+    env = {
+        "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093",
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{host_port}",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
+    }
+    for line in (KAFKA_SCRIPTS / "server.properties.template").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        key, value = (part.strip() for part in line.split("=", 1))
+        if key not in _CONTAINER_OWN_SETTINGS:
+            name = key.upper().replace("_", "__").replace("-", "___").replace(".", "_")
+            env[f"KAFKA_{name}"] = value
+    return env
+
+
 def _container_broker() -> Iterator[str]:
     # testcontainers' KafkaContainer drives the Confluent image's boot scripts, which the
-    # official apache/kafka image does not have; so run that image directly in KRaft mode with
-    # the same settings as deploy/kafka/server.properties.template.
+    # official apache/kafka image does not have; so run that image directly in KRaft mode.
     from testcontainers.core.container import DockerContainer
 
     port = free_port_pair()
     container = DockerContainer(f"apache/kafka:{kafka_version()}").with_bind_ports(9092, port)
-    config = {
-        "KAFKA_NODE_ID": "1",
-        "KAFKA_PROCESS_ROLES": "broker,controller",
-        "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093",
-        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{port}",
-        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
-        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
-        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
-        "KAFKA_OFFSETS_TOPIC_NUM_PARTITIONS": "4",
-        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
-        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
-        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR": "1",
-        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR": "1",
-        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
-        "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
-        "KAFKA_LOG_MESSAGE_TIMESTAMP_TYPE": "LogAppendTime",
-    }
-    for key, value in config.items():
+    for key, value in container_env(port).items():
         container.with_env(key, value)
     with container:
         bootstrap = f"127.0.0.1:{port}"
