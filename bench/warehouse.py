@@ -146,14 +146,15 @@ def generate_raw(client, raw_events: int, tenants: int = 1000) -> None:
     start_ms, month_ms = BASE_MS - 86_400_000, 28 * 86_400_000
     tenant = f"concat('tenant-', leftPad(toString(number % {tenants}), 4, '0'))"
     day = "concat('2026-11-', leftPad(toString(1 + number % 28), 2, '0'))"
+    k = f"intDiv(number, {tenants})"  # varies within a tenant (number % tenants does not)
     client.command(
         f"""INSERT INTO events (event_id, tenant_id, type, ts, session_id, user_id, media,
                                 api_count, raw, source)
         SELECT concat('g', toString(number)), {tenant},
-               ['session_heartbeat', 'api_call', 'session_started', 'call_stored'][1 + number % 4],
+               ['session_heartbeat', 'api_call', 'session_started', 'call_stored'][1 + {k} % 4],
                fromUnixTimestamp64Milli(toInt64({start_ms} + (number * 7919) % {month_ms})),
                concat('s', toString(intDiv(number, 40))), concat('u', toString(number % 37)),
-               if(number % 4 = 2, 'audio', ''), if(number % 4 = 1, 1 + number % 5, 0),
+               if({k} % 4 = 2, 'audio', ''), if({k} % 4 = 1, 1 + number % 5, 0),
                concat('{{"event_id":"g', toString(number), '"}}'), 'bench'
         FROM numbers({raw_events})""",
         settings={"async_insert": 0, "max_insert_threads": 2},
@@ -162,8 +163,8 @@ def generate_raw(client, raw_events: int, tenants: int = 1000) -> None:
     client.command(
         f"""INSERT INTO usage (tenant_id, metric, day, weighted_ms, raw_ms, session_id, user_id,
                                event_id, source)
-        SELECT {tenant}, ['audio_hours', 'video_hours'][1 + number % 2],
-               toDate('2026-11-01') + (number * 13) % 30, 60000 * (1 + number % 3), 60000,
+        SELECT {tenant}, ['audio_hours', 'video_hours'][1 + {k} % 2],
+               toDate('2026-11-01') + ({k} * 13) % 30, 60000 * (1 + number % 3), 60000,
                concat('s', toString(intDiv(number, 40))), concat('u', toString(number % 37)),
                concat('h', toString(number)), 'bench'
         FROM numbers({accruals})""",

@@ -49,6 +49,9 @@ def run_query(
     try:
         result = client.query(sql, parameters=params, settings=settings or {})
     except Exception as exc:
-        raise WarehouseError(f"query failed: {str(exc).strip().splitlines()[0][:500]}") from exc
+        message = str(exc).strip().splitlines()[0][:500]
+        if "UNKNOWN_TABLE" in str(exc):
+            message += " (an empty store? run `fairuse warehouse migrate` or `fairuse sink`)"
+        raise WarehouseError(f"query failed: {message}") from exc
     rows = [[plain(v) for v in row] for row in result.result_rows]
     return QueryResult(list(result.column_names), rows)
