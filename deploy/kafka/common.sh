@@ -56,6 +56,14 @@ kafka_probe() {
     KafkaReady "$@"
 }
 
+# Serialise start/stop of one data dir (fd 9 stays open until the calling script exits; the
+# broker itself must not inherit it: start it with 9>&-).
+kafka_lock() {
+  mkdir -p "$KAFKA_DATA_DIR"
+  exec 9>"$KAFKA_DATA_DIR/.lock"
+  flock -w 180 9 || kafka_die "another start/stop of $KAFKA_DATA_DIR is still running"
+}
+
 kafka_require_fetched() {
   [[ -f "$KAFKA_FETCHED_MARKER" ]] || "$KAFKA_SCRIPT_DIR/fetch.sh"
 }

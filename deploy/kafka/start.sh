@@ -5,6 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 bootstrap="$KAFKA_HOST:$KAFKA_PORT"
+kafka_lock
 
 if pid="$(kafka_running_pid)"; then
   running="$(cat "$KAFKA_BOOTSTRAP_FILE" 2>/dev/null || echo "?")"
@@ -48,7 +49,7 @@ kafka_log "starting Kafka $KAFKA_VERSION on $bootstrap (data $KAFKA_DATA_DIR, lo
 # setsid: the broker outlives this script and is not hit by the terminal's Ctrl-C; stop.sh ends it.
 # shellcheck disable=SC2086 # KAFKA_HEAP_OPTS holds several options
 setsid java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -cp "$classpath" \
-  "${java_opts[@]}" kafka.Kafka "$KAFKA_CONFIG" >"$KAFKA_LOG_DIR/kafka.out" 2>&1 </dev/null &
+  "${java_opts[@]}" kafka.Kafka "$KAFKA_CONFIG" >"$KAFKA_LOG_DIR/kafka.out" 2>&1 </dev/null 9>&- &
 pid=$!
 echo "$pid" >"$KAFKA_PID_FILE"
 echo "$bootstrap" >"$KAFKA_BOOTSTRAP_FILE"

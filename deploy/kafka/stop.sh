@@ -3,6 +3,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+[[ -d "$KAFKA_DATA_DIR" ]] && kafka_lock
 if ! pid="$(kafka_running_pid)"; then
   rm -f "$KAFKA_PID_FILE" "$KAFKA_BOOTSTRAP_FILE"
   kafka_log "not running (data $KAFKA_DATA_DIR)"
