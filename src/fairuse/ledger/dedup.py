@@ -19,26 +19,21 @@ HOUR_MS = 3_600_000
 _blake2b = hashlib.blake2b
 
 
-def id_digest(event_id: str) -> bytes:
-    """The 8-byte digest under which an event id is remembered."""
-    return _blake2b(event_id.encode(), digest_size=8).digest()
-
-
-def is_duplicate(state: TenantState, digest: bytes, horizon_ms: int) -> bool:
-    """Whether the id with ``digest`` was already seen within the horizon."""
-    hour = state.seen.get(digest)
-    return hour is not None and (hour + 1) * HOUR_MS > state.clock_ms - horizon_ms
-
-
-def remember(state: TenantState, digest: bytes, ts: int) -> None:
-    """Record the id with ``digest`` as first seen at ``ts``."""
+def check_and_remember(state: TenantState, event_id: str, ts: int, horizon_ms: int) -> bool:
+    """True if ``event_id`` is a duplicate; else remember it as first seen at ``ts``."""
+    digest = _blake2b(event_id.encode(), digest_size=8).digest()
+    seen = state.seen
+    hour = seen.get(digest)
+    if hour is not None and (hour + 1) * HOUR_MS > state.clock_ms - horizon_ms:
+        return True
     hour = ts // HOUR_MS
-    state.seen[digest] = hour
+    seen[digest] = hour
     bucket = state.seen_hours.get(hour)
     if bucket is None:
         state.seen_hours[hour] = bytearray(digest)
     else:
         bucket += digest
+    return False
 
 
 def prune_seen(state: TenantState, cutoff_ms: int) -> None:

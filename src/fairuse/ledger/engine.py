@@ -333,12 +333,10 @@ class Ledger:
         state = self.states.get(tenant_id)
         if state is None:
             state = TenantState(tenant_id)
-        digest = dedup.id_digest(event.event_id)
-        if dedup.is_duplicate(state, digest, self.dedup_horizon_ms):
+        ts = event.ts
+        if dedup.check_and_remember(state, event.event_id, ts, self.dedup_horizon_ms):
             self.duplicates += 1
             return []
-        ts = event.ts
-        dedup.remember(state, digest, ts)
         if ts > state.clock_ms:
             state.clock_ms = ts
         rules = self._rules.get(tenant_id)
