@@ -11,12 +11,19 @@ for 50,000 ids), in which case the later event would be dropped as a duplicate.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-from fairuse.ledger.state import TenantState
+if TYPE_CHECKING:
+    from fairuse.ledger.state import TenantState
 
 DEFAULT_HORIZON_MS = 7 * 86_400_000
 HOUR_MS = 3_600_000
 _blake2b = hashlib.blake2b
+
+
+def id_digest(event_id: str) -> bytes:
+    """The 8-byte digest under which an event id is remembered."""
+    return _blake2b(event_id.encode(), digest_size=8).digest()
 
 
 def check_and_remember(state: TenantState, event_id: str, ts: int, horizon_ms: int) -> bool:
@@ -26,8 +33,10 @@ def check_and_remember(state: TenantState, event_id: str, ts: int, horizon_ms: i
     hour = seen.get(digest)
     if hour is not None and (hour + 1) * HOUR_MS > state.clock_ms - horizon_ms:
         return True
-    hour = ts // HOUR_MS
-    seen[digest] = hour
+    first_hour = ts // HOUR_MS
+    if hour is None or first_hour > hour:  # the index keeps an id's latest hour
+        seen[digest] = first_hour
+    hour = first_hour
     bucket = state.seen_hours.get(hour)
     if bucket is None:
         state.seen_hours[hour] = bytearray(digest)

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from fairuse.ledger.dedup import HOUR_MS, id_digest
+
 FORMAT_VERSION = 2
 
 OPEN = 0
@@ -136,7 +138,9 @@ class TenantState:
             pending,
             next_upkeep_ms,
         ) = orjson.loads(data)
-        if version != FORMAT_VERSION:
+        if version == 1:  # ids kept whole with their time: convert to digests by hour
+            seen_hours = _digests_by_hour(seen_hours)
+        elif version != FORMAT_VERSION:
             raise ValueError(f"unsupported tenant state format {version}")
         hours = {int(hour): bytearray(b64decode(text)) for hour, text in seen_hours.items()}
         seen: dict[bytes, int] = {}
@@ -162,3 +166,11 @@ class TenantState:
             pending=None if pending is None else PendingNotice(*pending),
             next_upkeep_ms=next_upkeep_ms,
         )
+
+
+def _digests_by_hour(seen: dict[str, int]) -> dict[str, str]:
+    """Format 1's ``{event_id: ts}`` as format 2's ``{hour: base64 digests}``."""
+    hours: dict[int, bytearray] = {}
+    for event_id, ts in seen.items():
+        hours.setdefault(ts // HOUR_MS, bytearray()).extend(id_digest(event_id))
+    return {str(hour): b64encode(bucket).decode() for hour, bucket in hours.items()}

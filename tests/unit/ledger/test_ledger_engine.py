@@ -250,3 +250,17 @@ def test_remembered_ids_are_compact_and_pruned_after_the_horizon() -> None:
     feed.send("api_call", t0 + 10 * DAY, event_id="a-rather-long-event-id-000001")
     assert feed.ledger.duplicates == 0  # forgotten: processed as a new event
     assert feed.state.periods["api_calls"]["2026-03-12"][0] == 2
+
+
+def test_format_1_states_are_still_read() -> None:
+    feed = Feed()
+    t0 = ms("2026-03-02T09:00")
+    feed.send("api_call", t0, event_id="old-id", count=4)
+    current = orjson.loads(feed.state.to_bytes())
+    current[0] = 1
+    current[3] = {"old-id": t0}  # format 1 kept ids whole with their time
+    state = TenantState.from_bytes(orjson.dumps(current))
+    assert state == feed.state
+    resumed = Feed(Ledger(feed.ledger.policy, {"acme": state}))
+    assert resumed.send("api_call", t0 + 1, event_id="old-id") == []
+    assert resumed.ledger.duplicates == 1
