@@ -31,7 +31,11 @@ OUTPUT_TOPICS = ("usage", "violations", "enforcement", "dead-letter")
 
 
 def wait_for(
-    condition: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.2
+    condition: Callable[[], Any],
+    timeout_s: float,
+    what: str,
+    every_s: float = 0.2,
+    explain: Callable[[], str] = lambda: "",
 ) -> Any:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
@@ -40,7 +44,7 @@ def wait_for(
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} {explain()}")
         time.sleep(every_s)
 
 

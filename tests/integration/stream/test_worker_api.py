@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from pathlib import Path
@@ -19,19 +20,34 @@ from stream_harness import (
     wait_for,
 )
 
+from fairuse.events import TS_MIN_MS
 from fairuse.ledger import Ledger, usage_view
-from fairuse.policy import DEFAULT_POLICY, load_policy, policy_fingerprint
+from fairuse.policy import (
+    DEFAULT_POLICY,
+    Policy,
+    Revision,
+    load_policy,
+    policy_fingerprint,
+    policy_to_toml,
+)
 from fairuse.settings import KafkaSettings
 
 ADMIN = "admin-token"
 TOKENS = {"FAIRUSE_API_TOKEN": ADMIN, "FAIRUSE_API_TENANT_TOKENS": "tenant-001:t1,tenant-002:t2"}
-STRICT_POLICY = """
-[[revision]]
-id = "strict-2026"
-effective_from = 2000-01-01T00:00:00Z
-api_calls_per_day = 300
-audio_hours_per_day = 1
-"""
+STRICT_POLICY = policy_to_toml(
+    Policy(
+        [
+            Revision(
+                "strict-2026",
+                TS_MIN_MS,
+                dataclasses.replace(
+                    DEFAULT_POLICY.revisions[0].limits, api_calls_per_day=300, audio_hours_per_day=1
+                ),
+                {},
+            )
+        ]
+    )
+)
 
 
 def replayed_ledger(lines: list[bytes]) -> Ledger:
@@ -53,8 +69,9 @@ def test_live_usage_and_violations_match_the_core_with_auth_and_routing(
     ledger = replayed_ledger(lines)
     violations = consume_all(kafka_settings, ["violations"])["violations"]
     for tenant_id, state in ledger.states.items():
-        expected = orjson.loads(orjson.dumps(usage_view(state, DEFAULT_POLICY, state.clock_ms)))
+        view = orjson.dumps(usage_view(state, DEFAULT_POLICY, state.clock_ms))
         for worker in (first, second):  # one of them owns the tenant, the other forwards
+            expected = orjson.loads(view)
             status, body = http_get(worker.web_port, f"/tenants/{tenant_id}/usage", ADMIN)
             assert status == 200, (tenant_id, body)
             # The expiry timer may have closed sessions of tenants idle at the worker's clock.
