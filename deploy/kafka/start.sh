@@ -31,6 +31,12 @@ mkdir -p "$KAFKA_DATA_DIR/data" "$KAFKA_LOG_DIR"
 sed -e "s|@HOST@|$KAFKA_HOST|g" -e "s|@PORT@|$KAFKA_PORT|g" \
   -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" -e "s|@DATA_DIR@|$KAFKA_DATA_DIR|g" \
   "$KAFKA_SCRIPT_DIR/server.properties.template" >"$KAFKA_CONFIG"
+if [[ -n "${KAFKA_EXTRA_CONFIG:-}" ]]; then
+  # Appended: a property set again here overrides the template's (the last occurrence wins).
+  [[ -f "$KAFKA_EXTRA_CONFIG" ]] || kafka_die "KAFKA_EXTRA_CONFIG: no file $KAFKA_EXTRA_CONFIG"
+  printf '\n# from KAFKA_EXTRA_CONFIG=%s\n' "$KAFKA_EXTRA_CONFIG" >>"$KAFKA_CONFIG"
+  cat "$KAFKA_EXTRA_CONFIG" >>"$KAFKA_CONFIG"
+fi
 
 classpath="$KAFKA_LIBS/*"
 java_opts=(-Dlog4j2.configurationFile="$KAFKA_SCRIPT_DIR/log4j2.properties"
@@ -39,9 +45,14 @@ java_opts=(-Dlog4j2.configurationFile="$KAFKA_SCRIPT_DIR/log4j2.properties"
 if [[ ! -f "$KAFKA_DATA_DIR/data/meta.properties" ]]; then
   cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
   kafka_log "formatting storage in $KAFKA_DATA_DIR/data (cluster $cluster_id)"
+  scram_args=() # KAFKA_SCRAM_CREDENTIALS: one 'SCRAM-SHA-512=[name=u,password=p]' per line
+  while IFS= read -r credential; do
+    if [[ -n "$credential" ]]; then scram_args+=(--add-scram "$credential"); fi
+  done <<<"${KAFKA_SCRAM_CREDENTIALS:-}"
   java -cp "$classpath" -Dlog4j2.configurationFile="$KAFKA_SCRIPT_DIR/log4j2-quiet.properties" \
     kafka.tools.StorageTool format \
-    -t "$cluster_id" -c "$KAFKA_CONFIG" --ignore-formatted >"$KAFKA_LOG_DIR/format.out" 2>&1 ||
+    -t "$cluster_id" -c "$KAFKA_CONFIG" --ignore-formatted "${scram_args[@]}" \
+    >"$KAFKA_LOG_DIR/format.out" 2>&1 ||
     { cat "$KAFKA_LOG_DIR/format.out" >&2; kafka_die "formatting storage failed"; }
 fi
 

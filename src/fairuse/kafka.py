@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -13,7 +16,7 @@ from aiokafka.helpers import create_ssl_context
 from fairuse.errors import BrokerError, ConfigError
 from fairuse.settings import KafkaSettings
 
-__all__ = ["check_broker", "client_kwargs", "ssl_context"]
+__all__ = ["broker_errors", "check_broker", "client_kwargs", "ssl_context"]
 
 
 def ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
@@ -51,15 +54,46 @@ def client_kwargs(settings: KafkaSettings) -> dict[str, Any]:
     return kwargs
 
 
+class _LastError(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.message: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.message = record.getMessage()
+
+
+@contextmanager
+def broker_errors(settings: KafkaSettings) -> Iterator[None]:
+    """Turn aiokafka's connection and request failures inside the block into one-line
+    :class:`BrokerError`s naming the broker and the cause.
+
+    aiokafka reports a failed bootstrap as "Unable to bootstrap" and only logs why (refused,
+    TLS verification, SASL authentication); the logged reason is added to the message.
+    """
+    last_error = _LastError()
+    logger = logging.getLogger("aiokafka")
+    logger.addHandler(last_error)
+    try:
+        yield
+    except (KafkaError, OSError) as exc:  # OSError covers TimeoutError
+        detail = str(exc) or type(exc).__name__
+        if last_error.message and last_error.message not in detail:
+            detail = f"{detail}; {last_error.message}"
+        message = f"Kafka broker unreachable or failing at {settings.bootstrap}: {detail}"
+        raise BrokerError(message) from exc
+    finally:
+        logger.removeHandler(last_error)
+
+
 async def check_broker(settings: KafkaSettings, timeout_s: float = 5.0) -> int:
     """Send one metadata request; return the broker count or raise :class:`BrokerError`."""
     admin = AIOKafkaAdminClient(request_timeout_ms=int(timeout_s * 1000), **client_kwargs(settings))
     try:
-        async with asyncio.timeout(timeout_s):
-            await admin.start()
-            cluster = await admin.describe_cluster()
-    except (KafkaError, OSError) as exc:  # OSError covers TimeoutError
-        raise BrokerError(f"Kafka broker unreachable at {settings.bootstrap}: {exc!r}") from exc
+        with broker_errors(settings):
+            async with asyncio.timeout(timeout_s):
+                await admin.start()
+                cluster = await admin.describe_cluster()
     finally:
         await admin.close()
     return len(cluster["brokers"])

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from fairuse.errors import BrokerError
-from fairuse.kafka import client_kwargs
+from fairuse.kafka import broker_errors, client_kwargs
 from fairuse.settings import TOPIC_NAMES, KafkaSettings, load_settings
 
 __all__ = ["TopicSpec", "create_topics", "describe_topics", "register", "topic_specs"]
@@ -53,32 +53,24 @@ def topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
     return specs
 
 
-def _broker_error(settings: KafkaSettings, exc: BaseException) -> BrokerError:
-    detail = str(exc) or type(exc).__name__
-    return BrokerError(f"Kafka broker unreachable or failing at {settings.bootstrap}: {detail}")
-
-
-async def _admin(settings: KafkaSettings) -> AIOKafkaAdminClient:
+@asynccontextmanager
+async def _admin(settings: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client; Kafka failures inside the block become BrokerError."""
     admin = AIOKafkaAdminClient(request_timeout_ms=ADMIN_TIMEOUT_MS, **client_kwargs(settings))
     try:
-        await admin.start()
-    except (KafkaError, OSError) as exc:
+        with broker_errors(settings):
+            await admin.start()
+            yield admin
+    finally:
         await admin.close()
-        raise _broker_error(settings, exc) from exc
-    return admin
 
 
 async def describe_topics_async(
     settings: KafkaSettings, names: Iterable[str] | None = None
 ) -> dict[str, int]:
     """Partition counts of the existing topics among ``names`` (all topics when ``None``)."""
-    admin = await _admin(settings)
-    try:
+    async with _admin(settings) as admin:
         found = await admin.describe_topics(list(names) if names is not None else None)
-    except (KafkaError, OSError) as exc:  # OSError covers TimeoutError
-        raise _broker_error(settings, exc) from exc
-    finally:
-        await admin.close()
     return {t["topic"]: len(t["partitions"]) for t in found if t["error_code"] == 0}
 
 
@@ -103,8 +95,7 @@ async def _await_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> dict[s
 async def create_topics_async(settings: KafkaSettings) -> dict[str, TopicOutcome]:
     """Create the missing topics of :func:`topic_specs`; see :func:`create_topics`."""
     specs = topic_specs(settings)
-    admin = await _admin(settings)
-    try:
+    async with _admin(settings) as admin:
         response = await admin.create_topics(
             [
                 NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.configs)
@@ -123,10 +114,6 @@ async def create_topics_async(settings: KafkaSettings) -> dict[str, TopicOutcome
                 detail = message[0] if message and message[0] else error.__name__
                 raise BrokerError(f"cannot create topic {topic} at {settings.bootstrap}: {detail}")
         partitions = await _await_leaders(admin, [s.name for s in specs])
-    except (KafkaError, OSError) as exc:  # OSError covers TimeoutError
-        raise _broker_error(settings, exc) from exc
-    finally:
-        await admin.close()
     for spec in specs:
         if partitions.get(spec.name) != spec.partitions:
             raise BrokerError(
@@ -150,14 +137,7 @@ def describe_topics(settings: KafkaSettings, names: Iterable[str] | None = None)
     return asyncio.run(describe_topics_async(settings, names))
 
 
-def _quiet_client_logs() -> None:
-    # The CLI reports failures as one BrokerError line; without this, aiokafka's connection
-    # warnings reach stderr through logging's last-resort handler as well.
-    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
-
-
 def _cmd_create(args: argparse.Namespace) -> int:
-    _quiet_client_logs()
     settings = load_settings().kafka
     for topic, outcome in create_topics(settings).items():
         print(f"{topic}\t{outcome}")
@@ -165,7 +145,6 @@ def _cmd_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    _quiet_client_logs()
     settings = load_settings().kafka
     names = None if args.all else [s.name for s in topic_specs(settings)]
     for topic, partitions in sorted(describe_topics(settings, names).items()):
