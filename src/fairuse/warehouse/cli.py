@@ -40,7 +40,10 @@ def _migrate(args: argparse.Namespace) -> int:
         sys.stdout.write(render_all(cluster=args.cluster, events_ttl_days=ttl))
         return 0
     client = connect(settings.resolved_warehouse_dsn)
-    applied = migrate(client, events_ttl_days=ttl, cluster=args.cluster)
+    try:
+        applied = migrate(client, events_ttl_days=ttl, cluster=args.cluster)
+    finally:
+        client.close()
     print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
     return 0
 
@@ -80,77 +83,93 @@ def _policy_limits(settings: Settings, tenant: str, month: str) -> Any:
 def _report_usage(args: argparse.Namespace) -> int:
     settings = _settings(args)
     limits = _policy_limits(settings, args.tenant, args.month)
-    reader = Reader(settings.resolved_warehouse_dsn)
-    daily = reader.query(*reports.usage_daily(args.tenant, args.month, limits.timezone))
-    totals = reader.query(*reports.usage_totals(args.tenant, args.month))
-    if args.format == "table":
-        _print(daily, args, f"Usage of {args.tenant} in {args.month} per local day")
-        print()
-        _print(totals, args, f"Totals of {args.tenant} in {args.month}")
-    else:
-        _print(daily, args, "")
-    if args.plot:
-        from fairuse.warehouse.plot import plot_usage
+    with Reader(settings.resolved_warehouse_dsn) as reader:
+        daily = reader.query(*reports.usage_daily(args.tenant, args.month, limits.timezone))
+        totals = reader.query(*reports.usage_totals(args.tenant, args.month))
+        if args.format == "table":
+            _print(daily, args, f"Usage of {args.tenant} in {args.month} per local day")
+            print()
+            _print(totals, args, f"Totals of {args.tenant} in {args.month}")
+        else:
+            _print(daily, args, "")
+        if args.plot:
+            from fairuse.warehouse.plot import plot_usage
 
-        seats = reader.query(*reports.seats(args.tenant, args.month)).rows
-        seat_count = int(seats[0][0]) if seats and seats[0] else 0
-        if not seat_count:
-            seat_count = max((int(r[5]) for r in totals.rows), default=1)
-        plot_usage(daily.dicts(), args.tenant, args.month, limits, seat_count, Path(args.plot))
-        print(f"plot written to {args.plot}", file=sys.stderr)
+            seats = reader.query(*reports.seats(args.tenant, args.month)).rows
+            seat_count = int(seats[0][0]) if seats and seats[0] else 0
+            if not seat_count:
+                seat_count = max((int(r[5]) for r in totals.rows), default=1)
+            plot_usage(daily.dicts(), args.tenant, args.month, limits, seat_count, Path(args.plot))
+            print(f"plot written to {args.plot}", file=sys.stderr)
     return 0
 
 
 def _report_offenders(args: argparse.Namespace) -> int:
-    reader = Reader(_settings(args).resolved_warehouse_dsn)
-    result = reader.query(*reports.offenders(args.month, args.metric, args.top))
-    _print(result, args, f"Top {args.top} offenders in {args.month}")
+    with Reader(_settings(args).resolved_warehouse_dsn) as reader:
+        result = reader.query(*reports.offenders(args.month, args.metric, args.top))
+        _print(result, args, f"Top {args.top} offenders in {args.month}")
     return 0
 
 
 def _report_violations(args: argparse.Namespace) -> int:
-    reader = Reader(_settings(args).resolved_warehouse_dsn)
-    found = reader.query(*reports.violations(args.tenant, args.month))
-    _print(found, args, f"Violations of {args.tenant}")
-    if args.format == "table":
-        print()
-        _print(reader.query(*reports.enforcement(args.tenant)), args, "Enforcement steps")
+    with Reader(_settings(args).resolved_warehouse_dsn) as reader:
+        found = reader.query(*reports.violations(args.tenant, args.month))
+        _print(found, args, f"Violations of {args.tenant}")
+        if args.format == "table":
+            print()
+            _print(reader.query(*reports.enforcement(args.tenant)), args, "Enforcement steps")
     return 0
 
 
-def _report_summary(args: argparse.Namespace) -> int:
-    reader = Reader(_settings(args).resolved_warehouse_dsn)
-    sections = [
-        (
-            f"Top {args.top} offenders in {args.month}",
-            reports.offenders(args.month, None, args.top),
-        ),
-        (f"Violations in {args.month}", reports.month_violations(args.month)),
-    ]
-    out: dict[str, Any] = {}
-    for title, query in sections:
-        result = reader.query(*query)
-        if args.format == "json":
-            out[title] = result.dicts()
-        else:
-            _print(result, args, title)
-            print()
-    if args.format == "json":
-        import json
+def _latest_month(reader: Reader) -> str:
+    """The month of the latest accrual or violation (the current UTC month if there is none)."""
+    sql, params = reports.latest_month()
+    rows = reader.query(sql, params).rows
+    latest = str(rows[0][0]) if rows and rows[0] and rows[0][0] else ""
+    return latest if latest > "1970-01" else dt.datetime.now(dt.UTC).strftime("%Y-%m")
 
-        print(json.dumps(out))
+
+def _report_summary(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with Reader(settings.resolved_warehouse_dsn) as reader:
+        month = args.month or _latest_month(reader)
+        sections = [
+            (f"Top {args.top} offenders in {month}", reports.offenders(month, None, args.top)),
+            (f"Violations in {month}", reports.month_violations(month)),
+        ]
+        if args.tenant:
+            timezone = _policy_limits(settings, args.tenant, month).timezone
+            sections += [
+                (
+                    f"Usage of {args.tenant} in {month} per local day",
+                    reports.usage_daily(args.tenant, month, timezone),
+                ),
+                (f"Totals of {args.tenant} in {month}", reports.usage_totals(args.tenant, month)),
+            ]
+        out: dict[str, Any] = {}
+        for title, query in sections:
+            result = reader.query(*query)
+            if args.format == "json":
+                out[title] = result.dicts()
+            else:
+                _print(result, args, title)
+                print()
+        if args.format == "json":
+            import json
+
+            print(json.dumps(out))
     return 0
 
 
 def _sql(args: argparse.Namespace) -> int:
-    reader = Reader(_settings(args).resolved_warehouse_dsn)
-    params: dict[str, str] = {}
-    for item in args.param:
-        name, sep, value = item.partition("=")
-        if not sep or not name.isidentifier():
-            raise WarehouseError(f"--param must be NAME=VALUE, got {item!r}")
-        params[name] = value
-    _print(reader.query(args.query, params), args, "")
+    with Reader(_settings(args).resolved_warehouse_dsn) as reader:
+        params: dict[str, str] = {}
+        for item in args.param:
+            name, sep, value = item.partition("=")
+            if not sep or not name.isidentifier():
+                raise WarehouseError(f"--param must be NAME=VALUE, got {item!r}")
+            params[name] = value
+        _print(reader.query(args.query, params), args, "")
     return 0
 
 
@@ -195,7 +214,8 @@ def register(subparsers: Any) -> None:
     _common(vio)
     vio.set_defaults(func=_report_violations)
     summ = rsub.add_parser("summary", help="offenders and violations of a month in one go")
-    summ.add_argument("--month", required=True, help="YYYY-MM")
+    summ.add_argument("--month", help="YYYY-MM (default: the month of the latest data)")
+    summ.add_argument("--tenant", help="also print this tenant's usage")
     summ.add_argument("--top", type=int, default=10)
     _common(summ)
     summ.set_defaults(func=_report_summary)

@@ -221,4 +221,16 @@ def seats(tenant: str, month: str) -> Query:
     return _SEATS, {"tenant": tenant, "end": end}
 
 
+_LATEST_MONTH = """\
+SELECT formatDateTime(greatest(
+           (SELECT max(day) FROM usage),
+           (SELECT toDate(max(ts)) FROM violations)), '%Y-%m') AS month"""
+
+
+def latest_month() -> Query:
+    """The month of the latest accrual or violation (``1970-01`` on an empty store)."""
+    return _LATEST_MONTH, {}
+
+
 BUILDERS["seats"] = seats
+BUILDERS["latest_month"] = latest_month

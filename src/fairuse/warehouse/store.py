@@ -58,6 +58,12 @@ class Reader:
                 self._owner, self._client = None, connect(self.dsn)
         return run_query(self._client, sql, params or {}, settings={"readonly": 1})
 
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Release the store (lets another process open the embedded directory)."""
         if self._client is not None:

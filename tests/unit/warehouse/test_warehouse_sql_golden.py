@@ -45,6 +45,7 @@ CASES = {
         {"start": dt.date(2026, 11, 1), "end": dt.date(2026, 12, 1)},
     ),
     "seats": (reports.seats("acme", "2026-11"), {"tenant": "acme", "end": dt.date(2026, 12, 1)}),
+    "latest_month": (reports.latest_month(), {}),
 }  # fmt: skip
 
 
