@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +182,16 @@ def test_record_line_is_the_record_dict_plus_topic() -> None:
         line = record_line(record)
         assert line.endswith(b"}\n")
         assert orjson.loads(line) == {**record.to_dict(), "topic": record.TOPIC}
+
+
+def test_output_does_not_depend_on_the_hash_seed(events_file: Path) -> None:
+    outputs = set()
+    for seed in ("1", "2"):
+        result = subprocess.run(
+            [sys.executable, "-m", "fairuse", "replay", str(events_file), "--usage", "--summary"],
+            capture_output=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        outputs.add(result.stdout)
+    assert len(outputs) == 1
