@@ -106,10 +106,11 @@ class _Step:
         weight = session.weight
         user_id = session.user_id
         append = self.out.append
+        add_session_time = metrics.add_session_time
         for day, raw_ms in self.calendar.split(*span):
             weighted = raw_ms * weight
             month = day[:7]
-            metrics.add_session_time(state, metric, month, raw_ms, weighted)
+            add_session_time(state, metric, month, raw_ms, weighted)
             self.touch(metric, month)
             append(
                 UsageAccrual(

@@ -52,9 +52,13 @@ def _rows(state: TenantState, metric: str) -> dict[str, list[Any]]:
     return rows
 
 
-def add_session_time(state: TenantState, metric: str, month: str, raw_ms: int, weighted: float):
+def add_session_time(
+    state: TenantState, metric: str, month: str, raw_ms: int, weighted: float
+) -> None:
     """Add one accrual piece to the month's hours row."""
-    rows = _rows(state, metric)
+    rows = state.periods.get(metric)
+    if rows is None:
+        rows = state.periods[metric] = {}
     row = rows.get(month)
     if row is None:
         rows[month] = [weighted, raw_ms, 0.0]
@@ -110,7 +114,7 @@ def measure(
 ) -> tuple[float | int, float | int, int]:
     """``(observed, limit, seats)`` of the period now, noting the limit (and stored calls per
     user) in the period's row, created for stored_calls_per_user if missing."""
-    seat_count = seats(state)
+    seat_count = len(state.users) or 1
     limit = limit_of(metric, limits, seat_count)
     rows = _rows(state, metric)
     row = rows.get(period)
