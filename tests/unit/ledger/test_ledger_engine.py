@@ -264,3 +264,28 @@ def test_format_1_states_are_still_read() -> None:
     resumed = Feed(Ledger(feed.ledger.policy, {"acme": state}))
     assert resumed.send("api_call", t0 + 1, event_id="old-id") == []
     assert resumed.ledger.duplicates == 1
+
+
+def test_process_event_without_raw_payload_dead_letters_the_encoded_event() -> None:
+    from fairuse.events import SessionStarted, SessionStopped, encode_event
+
+    ledger = Ledger(policy())
+    t0 = ms("2026-03-02T09:00")
+    stop = SessionStopped(event_id="x1", tenant_id="acme", ts=t0 - 1, session_id="s")
+    start = SessionStarted(
+        event_id="x2", tenant_id="acme", ts=t0, session_id="s", user_id="u", media="audio"
+    )
+    assert ledger.process_event(stop, None, "code") == []
+    [letter] = ledger.process_event(start, None, "code")
+    assert (letter.reason, letter.raw) == ("stop_before_start", encode_event(stop).decode())
+    again = SessionStarted(
+        event_id="x3", tenant_id="acme", ts=t0, session_id="s", user_id="u", media="audio"
+    )
+    [letter] = ledger.process_event(again, None, "code")
+    assert (letter.reason, letter.raw) == ("duplicate_start", encode_event(again).decode())
+
+
+def test_process_accepts_text_payloads() -> None:
+    ledger = Ledger(policy(api_calls_per_day=1))
+    raw = '{"type":"api_call","event_id":"e","tenant_id":"t","ts":1772442000000,"count":2}'
+    assert [v.status for v in ledger.process(raw, "s")] == ["warning", "exceeded"]
