@@ -33,12 +33,20 @@ kafka_die() {
   exit 1
 }
 
+# True if process $1 exists and is not a zombie (an unreaped corpse answers kill -0).
+kafka_alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state
+  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [[ -n "$state" && "$state" != "Z" ]]
+}
+
 # The pid of this data dir's broker if that process is alive, else nothing (exit status 1).
 kafka_running_pid() {
   [[ -f "$KAFKA_PID_FILE" ]] || return 1
   local pid
   pid="$(cat "$KAFKA_PID_FILE")"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  [[ -n "$pid" ]] && kafka_alive "$pid" || return 1
   # Guard against a recycled pid: the process must be a JVM running our config.
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$KAFKA_CONFIG" || return 1
   echo "$pid"

@@ -12,13 +12,13 @@ fi
 kafka_log "stopping the broker (pid $pid)"
 kill -TERM "$pid" 2>/dev/null || true
 deadline=$((SECONDS + KAFKA_STOP_TIMEOUT_S))
-while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+while kafka_alive "$pid" && ((SECONDS < deadline)); do
   sleep 0.2
 done
-if kill -0 "$pid" 2>/dev/null; then
+if kafka_alive "$pid"; then
   kafka_log "no clean shutdown within ${KAFKA_STOP_TIMEOUT_S}s; killing pid $pid"
   kill -KILL "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  while kafka_alive "$pid"; do sleep 0.1; done
 fi
 rm -f "$KAFKA_PID_FILE" "$KAFKA_BOOTSTRAP_FILE"
 kafka_log "stopped"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -11,7 +14,7 @@ from fairuse.kafka import client_kwargs
 from fairuse.settings import KafkaSettings
 from fairuse.topics import create_topics
 
-STATUS_RUNNING, STATUS_STOPPED = 0, 3
+STATUS_RUNNING, STATUS_NOT_ANSWERING, STATUS_STOPPED = 0, 1, 3
 
 
 def _produce(settings: KafkaSettings, value: bytes) -> None:
@@ -91,4 +94,35 @@ def test_a_broker_that_cannot_start_reports_why_with_the_log_tail(broker_scripts
     assert started.returncode != 0
     assert "the broker process exited during startup" in started.stderr
     assert "heap" in started.stderr.lower()  # the JVM's own complaint, from the log tail
+    assert broker_scripts.run("status").returncode == STATUS_STOPPED
+
+
+def _alive(pid: int) -> bool:
+    """Exists and is not a zombie waiting for its parent (whoever that is) to reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_a_hung_broker_is_reported_and_killed_after_the_stop_timeout(broker_scripts) -> None:
+    assert broker_scripts.run("start").returncode == 0
+    pid = int((broker_scripts.data_dir / "kafka.pid").read_text())
+    os.kill(pid, signal.SIGSTOP)  # frozen: answers nothing, ignores SIGTERM until killed
+    try:
+        broker_scripts.env["KAFKA_STATUS_TIMEOUT_S"] = "3"
+        status = broker_scripts.run("status")
+        assert status.returncode == STATUS_NOT_ANSWERING
+        assert status.stdout.startswith(f"not answering pid={pid}")
+
+        broker_scripts.env["KAFKA_STOP_TIMEOUT_S"] = "2"
+        stopped = broker_scripts.run("stop")
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGCONT)
+
+    assert stopped.returncode == 0
+    assert f"no clean shutdown within 2s; killing pid {pid}" in stopped.stderr
+    assert not _alive(pid)
     assert broker_scripts.run("status").returncode == STATUS_STOPPED
