@@ -22,6 +22,7 @@ import shutil
 import socket
 import subprocess
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,7 +168,12 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     named = os.environ.get("FAIRUSE_KAFKA_BOOTSTRAP")
     if named and broker_answers(named):
         yield named
-    elif _docker_answers():
+        return
+    if named:
+        warnings.warn(
+            f"FAIRUSE_KAFKA_BOOTSTRAP={named} does not answer; using another broker", stacklevel=1
+        )
+    if _docker_answers():
         yield from _container_broker()
     else:
         yield from _local_broker(tmp_path_factory.mktemp("kafka"))
