@@ -75,6 +75,8 @@ if ((probe_status != 0)); then
   fi
   tail -n 30 "$KAFKA_LOG_DIR/kafka.out" "$KAFKA_LOG_DIR/server.log" >&2 2>/dev/null || true
   kill "$pid" 2>/dev/null || true
+  for _ in {1..50}; do kafka_alive "$pid" && sleep 0.2 || break; done
+  kill -KILL "$pid" 2>/dev/null || true
   rm -f "$KAFKA_PID_FILE" "$KAFKA_BOOTSTRAP_FILE"
   kafka_die "Kafka did not start on $bootstrap (full logs in $KAFKA_LOG_DIR)"
 fi

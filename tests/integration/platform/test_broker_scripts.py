@@ -126,3 +126,15 @@ def test_a_hung_broker_is_reported_and_killed_after_the_stop_timeout(broker_scri
     assert f"no clean shutdown within 2s; killing pid {pid}" in stopped.stderr
     assert not _alive(pid)
     assert broker_scripts.run("status").returncode == STATUS_STOPPED
+
+
+def test_a_broker_not_ready_before_the_deadline_is_stopped_again(broker_scripts) -> None:
+    broker_scripts.env["KAFKA_START_TIMEOUT_S"] = "0"
+
+    started = broker_scripts.run("start")
+
+    assert started.returncode != 0
+    assert "the broker did not come up within 0s" in started.stderr
+    assert broker_scripts.run("status").returncode == STATUS_STOPPED
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", broker_scripts.port))  # the port is free again
