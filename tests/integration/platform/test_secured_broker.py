@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from conftest import BrokerScripts, free_port_pair
 from fairuse.errors import BrokerError
 from fairuse.kafka import client_kwargs
 from fairuse.settings import KafkaSettings
 from fairuse.topics import create_topics
+from kafka_support import BrokerScripts, free_port_pair
 
 USER, PASSWORD, STORE_PASSWORD = "meter", "s3cret-pw", "changeit"
 

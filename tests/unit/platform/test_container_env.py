@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import KAFKA_SCRIPTS, container_env
+from kafka_support import KAFKA_SCRIPTS, container_env
 
 
 def _image_setting_name(env_name: str) -> str:
