@@ -61,7 +61,7 @@ def _sink(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_sink(settings, stop, group_id=args.group)
+        await run_sink(settings, stop, group_id=args.group, idle_exit_s=args.idle_exit)
 
     asyncio.run(main())
     return 0
@@ -191,6 +191,12 @@ def register(subparsers: Any) -> None:
 
     sink = subparsers.add_parser("sink", help="store the pipeline's topics in the warehouse")
     sink.add_argument("--group", default="fairuse-sink", help="consumer group id")
+    sink.add_argument(
+        "--idle-exit",
+        type=float,
+        metavar="SECONDS",
+        help="stop once no message arrived for SECONDS and all is committed (for batch runs)",
+    )
     _common(sink, formats=False)
     sink.set_defaults(func=_sink)
 

@@ -187,8 +187,8 @@ class Sink:
         # 4. Only now count the messages as stored.
         self.committed_messages += sum(b.count for b in batches)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set, then flush what is held and return."""
+    async def run(self, stop: asyncio.Event, idle_exit_s: float | None = None) -> None:
+        """Consume until ``stop`` is set (or nothing arrived for ``idle_exit_s``), flush, return."""
         topics = sorted(self.topic_tables)
         self._consumer = consumer = AIOKafkaConsumer(
             group_id=self.group_id,
@@ -207,14 +207,22 @@ class Sink:
                 f"sink cannot reach Kafka at {self._settings.kafka.bootstrap}: {exc}"
             ) from exc
         log.info("sink consuming %s as group %s", ", ".join(topics), self.group_id)
+        last_message_s = time.monotonic()
         try:
             while not stop.is_set():
                 fetched = await consumer.getmany(timeout_ms=100, max_records=10_000)
                 now = time.monotonic()
                 for tp, messages in fetched.items():
+                    last_message_s = now
                     for message in messages:
                         self.batcher.add(tp.topic, tp.partition, message.offset, message.value, now)
                 await self._flush_due(self.batcher.due(time.monotonic()))
+                if not consumer.assignment():  # joining the group is not idleness
+                    last_message_s = time.monotonic()
+                idle_s = time.monotonic() - last_message_s
+                if idle_exit_s is not None and idle_s >= idle_exit_s and not self.batcher.pending:
+                    log.info("no message for %.0f s and everything committed: stopping", idle_s)
+                    break
             await self._flush_due(self.batcher.due(time.monotonic(), drain=True))
         finally:
             await consumer.stop()
@@ -259,7 +267,11 @@ async def connect_with_retry(dsn: str, stop: asyncio.Event, backoff: Backoff | N
 
 
 async def run_sink(
-    settings: Settings, stop: asyncio.Event, *, group_id: str = GROUP_ID
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    group_id: str = GROUP_ID,
+    idle_exit_s: float | None = None,
 ) -> Sink | None:
     """Migrate, serve queries for others if the store is embedded, and sink until ``stop``."""
     dsn = settings.resolved_warehouse_dsn
@@ -278,7 +290,7 @@ async def run_sink(
         crash_after_insert=os.environ.get(CRASH_HOOK_ENV) == "1",
     )
     try:
-        await sink.run(stop)
+        await sink.run(stop, idle_exit_s)
     finally:
         if owner is not None:
             owner.close()
