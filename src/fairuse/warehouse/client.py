@@ -70,10 +70,15 @@ def connect(dsn: str) -> Client:
                 from fairuse.warehouse.owner import read_owner
 
                 owner = read_owner(path)
-                holder = f"pid {owner.pid}" if owner else "another process"
+                if owner is not None:
+                    raise StoreLockedError(
+                        f"the embedded store {path} is held by pid {owner.pid}, which serves "
+                        f"read-only queries on 127.0.0.1:{owner.port} (fairuse report/sql use "
+                        "it); stop that process for anything else"
+                    ) from exc
                 raise StoreLockedError(
-                    f"the embedded store {path} is held by {holder} and no query owner answers; "
-                    "stop that process or query through it (fairuse sink serves queries)"
+                    f"the embedded store {path} is held by another process that serves no "
+                    f"queries (it locks {path / 'status'}); stop it and retry"
                 ) from exc
             raise WarehouseError(f"cannot open the embedded store {path}: {exc}") from exc
     try:

@@ -85,3 +85,12 @@ def test_warehouse_settings_from_the_environment() -> None:
         load_settings({"FAIRUSE_SINK_BATCH_ROWS": "0"})
     with pytest.raises(ConfigError, match="FAIRUSE_WAREHOUSE_QUERY_PORT"):
         load_settings({"FAIRUSE_WAREHOUSE_QUERY_PORT": "70000"})
+
+
+def test_daily_limit_line_is_per_seat_hours_times_seats() -> None:
+    from fairuse.policy import Limits
+    from fairuse.warehouse.plot import daily_limit_hours
+
+    limits = Limits(audio_hours_per_day=8, video_hours_per_day=5)
+    assert daily_limit_hours("audio_hours", limits, 3) == 24
+    assert daily_limit_hours("video_hours", limits, 0) == 5  # at least one seat
