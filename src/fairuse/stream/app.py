@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 from faust.tables.table import Table
+from faust.types import TP
 
 from fairuse.kafka import ssl_context
 from fairuse.policy import Policy
@@ -83,6 +84,22 @@ class Worker:
             await producer.send(out.topic, out.key, out.value, None, None, None) for out in outputs
         ]
         await asyncio.gather(*pending)
+
+    async def commit_offsets(self, events: Sequence[faust.EventT]) -> None:
+        """Make the batch's state durable, then commit its offsets right away.
+
+        Faust would commit them later from its acks, but it drops the acks of revoked
+        partitions at a rebalance, and a partition handed back to the same worker then never
+        gets its offset committed again (its acks start after a gap). Committing here, after
+        the producer flushed the state, keeps the committed offsets current.
+        """
+        offsets: dict[TP, int] = {}
+        for event in events:
+            message = event.message
+            tp = TP(message.topic, message.partition)
+            offsets[tp] = max(offsets.get(tp, 0), message.offset + 1)
+        await self.app.producer.flush()
+        await self.app.consumer._commit(offsets)  # private: the low-level commit, see above
 
     def assigned_partitions(self) -> set[int]:
         """The events partitions assigned to this worker right now."""
@@ -172,6 +189,7 @@ def _wire(worker: Worker, settings: Settings) -> None:
                 )
                 await worker.publish(batch.outputs)
                 core.commit()
+                await worker.commit_offsets(events)
 
     @app.timer(interval=float(conf.expiry_interval_s))
     async def expire_idle_sessions() -> None:
