@@ -136,6 +136,9 @@ class Sink:
             self.topic_tables, settings.warehouse.sink_batch_rows, settings.warehouse.sink_batch_ms
         )
         self.writer = BatchWriter(client)
+        # Messages held while a flush runs before fetching pauses (bounds memory when ClickHouse
+        # is slow or down): four full batches' worth.
+        self._max_pending = 4 * settings.warehouse.sink_batch_rows
         self._crash_after_insert = crash_after_insert
         self._consumer: AIOKafkaConsumer | None = None
         self.committed_messages = 0
@@ -208,46 +211,70 @@ class Sink:
             ) from exc
         log.info("sink consuming %s as group %s", ", ".join(topics), self.group_id)
         last_message_s = time.monotonic()
+        # A flush (insert + commit) runs as a task while the next messages are fetched and
+        # decoded; one flush at a time, so a partition's batches are committed in order.
+        flushing: asyncio.Task[bool] | None = None
         try:
             while not stop.is_set():
+                if flushing is not None and flushing.done():
+                    if not flushing.result():
+                        await self._recover()
+                    flushing = None
+                if flushing is not None and self.batcher.pending >= self._max_pending:
+                    await asyncio.wait([flushing])  # backpressure: ClickHouse is behind
+                    continue
                 fetched = await consumer.getmany(timeout_ms=100, max_records=10_000)
                 now = time.monotonic()
                 for tp, messages in fetched.items():
                     last_message_s = now
                     for message in messages:
                         self.batcher.add(tp.topic, tp.partition, message.offset, message.value, now)
-                await self._flush_due(self.batcher.due(time.monotonic()))
+                if flushing is None:
+                    batches = self.batcher.due(time.monotonic())
+                    if batches:
+                        flushing = asyncio.create_task(self._flush_due(batches))
                 if not consumer.assignment():  # joining the group is not idleness
                     last_message_s = time.monotonic()
                 idle_s = time.monotonic() - last_message_s
-                if idle_exit_s is not None and idle_s >= idle_exit_s and not self.batcher.pending:
+                quiet = flushing is None and not self.batcher.pending
+                if idle_exit_s is not None and idle_s >= idle_exit_s and quiet:
                     log.info("no message for %.0f s and everything committed: stopping", idle_s)
                     break
-            await self._flush_due(self.batcher.due(time.monotonic(), drain=True))
+            if flushing is not None and not await flushing:
+                return  # the rest is consumed again by the next run
+            batches = self.batcher.due(time.monotonic(), drain=True)
+            if batches:
+                await self._flush_due(batches)
         finally:
+            if flushing is not None and not flushing.done():
+                flushing.cancel()
             await consumer.stop()
 
-    async def _flush_due(self, batches: list[PartitionBatch]) -> None:
-        if not batches:
-            return
+    async def _flush_due(self, batches: list[PartitionBatch]) -> bool:
+        """Flush ``batches``; False if a Kafka commit failed (see :meth:`_recover`)."""
         try:
             await self.flush(batches)
         except KafkaError as exc:
-            # A rebalance or broker failure: the batches may be inserted but not committed. Forget
-            # them; their partitions are consumed again from the committed offsets and plans, and
-            # the repeated inserts are dropped by their tokens.
             log.warning("offset commit failed (%s); re-consuming from the committed offsets", exc)
-            self.batcher.forget()
-            consumer = self._consumer
-            if consumer is not None:
-                assigned = list(consumer.assignment())
-                await self.load_plans(assigned)
-                for tp in assigned:
-                    committed = await consumer.committed(tp)
-                    if committed is not None:
-                        consumer.seek(tp, committed)
-                    else:
-                        await consumer.seek_to_beginning(tp)
+            return False
+        return True
+
+    async def _recover(self) -> None:
+        """After a failed commit (rebalance, broker failure) the flushed batches may be inserted
+        but not committed: forget everything held and consume again from the committed offsets
+        and plans; the repeated inserts carry the same tokens and are dropped."""
+        self.batcher.forget()
+        consumer = self._consumer
+        if consumer is None:
+            return
+        assigned = list(consumer.assignment())
+        await self.load_plans(assigned)
+        for tp in assigned:
+            committed = await consumer.committed(tp)
+            if committed is not None:
+                consumer.seek(tp, committed)
+            else:
+                await consumer.seek_to_beginning(tp)
 
 
 async def connect_with_retry(dsn: str, stop: asyncio.Event, backoff: Backoff | None = None) -> Any:

@@ -117,3 +117,54 @@ def test_crash_hook_exits_after_the_insert_and_before_the_commit(
     assert kinds[0] == "commit" and kinds[-1] == "exit" and kinds.count("commit") == 1
     assert kinds.count("insert") == 2  # both partitions' batches were inserted
     assert log[-1] == ("exit", sink_module.CRASH_EXIT_CODE)
+
+
+def test_a_failed_commit_forgets_held_batches_and_rewinds_to_the_committed_offsets() -> None:
+    from aiokafka.errors import CommitFailedError
+
+    log: list[tuple[str, Any]] = []
+
+    class RebalancedConsumer(FakeConsumer):
+        def __init__(self) -> None:
+            super().__init__(log)
+            self.sought: dict[tuple[str, int], int] = {}
+
+        async def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+            if any(m.metadata == "" for m in offsets.values()):  # the final commit fails
+                raise CommitFailedError("group rebalanced")
+            await super().commit(offsets)
+
+        def assignment(self) -> set[TopicPartition]:
+            return {TopicPartition("x.events", 0)}
+
+        async def committed(self, tp: TopicPartition) -> int:
+            return 3
+
+        def seek(self, tp: TopicPartition, offset: int) -> None:
+            self.sought[(tp.topic, tp.partition)] = offset
+
+    client = FlakyClient(0, log)
+    sink = _sink(client, log)
+    consumer = RebalancedConsumer()
+    sink._consumer = consumer  # type: ignore[assignment]
+    plans_loaded: list[list[TopicPartition]] = []
+
+    async def fake_load_plans(assigned: list[TopicPartition]) -> None:
+        plans_loaded.append(assigned)
+
+    sink.load_plans = fake_load_plans  # type: ignore[method-assign]
+    sink.batcher.add("x.events", 0, 3, EVENT % 3, 0.0)
+    batches = sink.batcher.due(0.0, drain=True)
+    sink.batcher.add("x.events", 0, 4, EVENT % 4, 0.0)  # fetched while the flush ran
+
+    async def run() -> bool:
+        flushed = await sink._flush_due(batches)
+        if not flushed:
+            await sink._recover()
+        return flushed
+
+    assert asyncio.run(run()) is False
+    assert sink.committed_messages == 0  # inserted but not committed: not counted
+    assert sink.batcher.pending == 0  # offset 4 is forgotten too: it will be fetched again
+    assert consumer.sought == {("x.events", 0): 3}
+    assert plans_loaded == [[TopicPartition("x.events", 0)]]
