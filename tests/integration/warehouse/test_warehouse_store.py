@@ -156,3 +156,32 @@ def test_month_must_be_well_formed() -> None:
 
     with pytest.raises(WarehouseError, match="YYYY-MM"):
         usage_totals("t", "2026-13")
+
+
+def test_values_round_trip_through_the_column_types(warehouse_dsn: str) -> None:
+    from fairuse.records import Enforcement, dead_letter
+
+    step = Enforcement(
+        enforcement_id="n1", tenant_id="t", kind="action", action="charge",
+        ts=1_793_577_600_123, effective_at=1_793_577_600_999, strikes=("v1", "v2"),
+    )  # fmt: skip
+    letter = dead_letter(b"\xff\x00", "bad_json", "d", source="s/0/1")  # ts unknown: NULL
+    client = connect(warehouse_dsn)
+    try:
+        migrate(client, events_ttl_days=0)
+        for table, raw in (("enforcement", step.to_json()), ("dead_letters", letter.to_json())):
+            target, row = message_row(table, raw, f"{table}/0/0")
+            assert target == table
+            client.insert(
+                table, columns_of([row]), column_names=list(TABLE_COLUMNS[table]),
+                column_oriented=True, settings=INSERT_SETTINGS,
+            )  # fmt: skip
+        got = client.query(
+            "SELECT toUnixTimestamp64Milli(ts), toUnixTimestamp64Milli(effective_at), strikes "
+            "FROM enforcement FINAL"
+        ).result_rows
+        assert got == [(1_793_577_600_123, 1_793_577_600_999, ["v1", "v2"])]
+        got = client.query("SELECT ts, raw, raw_encoding FROM dead_letters FINAL").result_rows
+        assert got == [(None, letter.raw, "base64")]
+    finally:
+        client.close()
