@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +38,16 @@ def broker_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
     except BrokerError:
         return False
     return True
+
+
+def wait_for_broker(bootstrap: str, deadline_s: float) -> bool:
+    """Poll ``bootstrap`` with metadata requests until one succeeds (True) or the deadline."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if broker_answers(bootstrap, timeout_s=min(5.0, max(0.5, deadline - time.monotonic()))):
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def free_port_pair() -> int:
@@ -130,7 +141,7 @@ def container_broker() -> Iterator[str]:
         container.with_env(key, value)
     with container:
         bootstrap = f"127.0.0.1:{port}"
-        if not broker_answers(bootstrap, timeout_s=90):
+        if not wait_for_broker(bootstrap, deadline_s=120):
             raise RuntimeError(f"apache/kafka container did not answer on {bootstrap}")
         yield bootstrap
 
