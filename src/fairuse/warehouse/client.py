@@ -20,9 +20,12 @@ log = logging.getLogger(__name__)
 
 # Every insert sets these explicitly: the sink batches itself (async_insert off, engine 26.x
 # defaults it on) and retried blocks must also be dropped from materialized-view targets.
+# On a cluster (Distributed tables) inserts reach the shards in the foreground, so a retried
+# block keeps its deduplication token there (harmless on one node).
 INSERT_SETTINGS: dict[str, Any] = {
     "async_insert": 0,
     "deduplicate_blocks_in_dependent_materialized_views": 1,
+    "insert_distributed_sync": 1,
 }
 
 
@@ -59,6 +62,7 @@ def connect(dsn: str) -> Client:
         path = embedded_path(dsn)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            # No ``compress``: the chdb backend has no transport (it would warn it ignores it).
             return clickhouse_connect.get_client(dsn=f"chdb://{path.resolve()}")
         except Exception as exc:
             if "already initialized with path" in str(exc):
