@@ -1,7 +1,8 @@
 """A tiny Faust app for the broker smoke test: counts values per key in a changelog Table.
 
 Run as a worker subprocess: ``python faust_smoke_app.py worker``; configured by environment:
-``SMOKE_BOOTSTRAP``, ``SMOKE_APP_ID``, ``SMOKE_IN``, ``SMOKE_OUT``, ``SMOKE_PARTITIONS``.
+``SMOKE_BOOTSTRAP``, ``SMOKE_APP_ID``, ``SMOKE_IN``, ``SMOKE_OUT``, ``SMOKE_PARTITIONS``,
+``SMOKE_GUARANTEE`` (``at_least_once`` or ``exactly_once``).
 For each input record (key = tenant) it adds one to ``counts[key]`` and sends
 ``"<key>:<count>"`` to the output topic, keyed the same.
 """
@@ -20,6 +21,7 @@ app = faust.App(
     topic_replication_factor=1,
     web_enabled=False,
     producer_acks=-1,
+    processing_guarantee=os.environ.get("SMOKE_GUARANTEE", "at_least_once"),
     consumer_auto_offset_reset="earliest",
 )
 source = app.topic(os.environ["SMOKE_IN"], key_serializer="raw", value_serializer="raw")

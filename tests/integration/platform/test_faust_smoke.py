@@ -1,4 +1,5 @@
-"""faust-streaming 0.15.3 + aiokafka against our broker version: an agent with a changelog Table.
+"""faust-streaming 0.15.3 + aiokafka against our broker version: an agent with a changelog Table,
+at least once and exactly once (transactional producers, read_committed output).
 
 The worker runs as a subprocess (tests/integration/platform/faust_smoke_app.py). Its counts must
 survive a worker restart, which needs Faust's changelog topic creation, consumer-group
@@ -33,13 +34,14 @@ DEADLINE_S = 90
 class SmokeApp:
     """Names, topics and worker processes of one smoke-test Faust app."""
 
-    def __init__(self, bootstrap: str, workdir: Path) -> None:
+    def __init__(self, bootstrap: str, workdir: Path, guarantee: str) -> None:
         run_id = uuid.uuid4().hex[:10]
         self.settings = KafkaSettings(bootstrap=bootstrap)
         self.app_id = f"smoke-{run_id}"
         self.source = f"smoke-{run_id}-in"
         self.sink = f"smoke-{run_id}-out"
         self.workdir = workdir
+        self.guarantee = guarantee
         self.worker: subprocess.Popen[bytes] | None = None
         self.log = workdir / "worker.log"
 
@@ -64,6 +66,7 @@ class SmokeApp:
             SMOKE_IN=self.source,
             SMOKE_OUT=self.sink,
             SMOKE_PARTITIONS=str(PARTITIONS),
+            SMOKE_GUARANTEE=self.guarantee,
         )
         with self.log.open("ab") as log:
             self.worker = subprocess.Popen(
@@ -103,7 +106,10 @@ class SmokeApp:
         async def consume() -> set[bytes]:
             seen: set[bytes] = set()
             consumer = AIOKafkaConsumer(
-                self.sink, auto_offset_reset="earliest", **client_kwargs(self.settings)
+                self.sink,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",  # exactly_once output counts once committed
+                **client_kwargs(self.settings),
             )
             await consumer.start()
             try:
@@ -123,9 +129,11 @@ class SmokeApp:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-@pytest.fixture
-def smoke_app(kafka_bootstrap: str, tmp_path: Path) -> Iterator[SmokeApp]:
-    app = SmokeApp(kafka_bootstrap, tmp_path)
+@pytest.fixture(params=["at_least_once", "exactly_once"])
+def smoke_app(
+    kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[SmokeApp]:
+    app = SmokeApp(kafka_bootstrap, tmp_path, request.param)
     app.create_topics()
     yield app
     if app.worker is not None:
