@@ -22,7 +22,15 @@ from fairuse.errors import BrokerError
 from fairuse.kafka import broker_errors, client_kwargs
 from fairuse.settings import TOPIC_NAMES, KafkaSettings, load_settings
 
-__all__ = ["TopicSpec", "create_topics", "describe_topics", "register", "topic_specs"]
+__all__ = [
+    "TopicSpec",
+    "create_topics",
+    "create_topics_async",
+    "describe_topics",
+    "describe_topics_async",
+    "register",
+    "topic_specs",
+]
 
 ADMIN_TIMEOUT_MS = 15_000
 TopicOutcome = Literal["created", "exists"]
