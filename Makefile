@@ -7,10 +7,8 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.fairuse-installed
 KAFKA := deploy/kafka
-# `make test` runs its own throwaway broker so a development broker (`make broker-start`, port
-# KAFKA_PORT, default 19092) can keep running; two checkouts pick different ports.
-TEST_KAFKA_PORT ?= 19192
-TEST_KAFKA_DATA_DIR ?= $(CURDIR)/var/test/kafka
+# `make test` runs its own throwaway broker on free ports (deploy/test.sh), so a development
+# broker (`make broker-start`, KAFKA_PORT, default 19092) and other test runs are not disturbed.
 PYTEST_ARGS ?=
 
 .PHONY: help venv kafka broker-start broker-stop broker-status topics test lint run
@@ -40,12 +38,8 @@ broker-status: ## is the local broker running and answering?
 topics: venv ## create the pipeline's topics on FAIRUSE_KAFKA_BOOTSTRAP (idempotent)
 	$(VENV)/bin/fairuse topics create
 
-test: venv kafka ## fresh broker, the whole pytest suite, broker stopped; pytest's exit status
-	export KAFKA_PORT=$(TEST_KAFKA_PORT) KAFKA_DATA_DIR=$(TEST_KAFKA_DATA_DIR); \
-	$(KAFKA)/stop.sh; rm -rf "$$KAFKA_DATA_DIR"; \
-	trap '$(KAFKA)/stop.sh' EXIT; trap 'exit 130' INT TERM; \
-	bootstrap="$$($(KAFKA)/start.sh)"; \
-	FAIRUSE_KAFKA_BOOTSTRAP="$$bootstrap" $(VENV)/bin/pytest $(PYTEST_ARGS)
+test: venv kafka ## fresh private broker, the whole pytest suite, broker stopped (deploy/test.sh)
+	deploy/test.sh $(PYTEST_ARGS)
 
 lint: venv ## ruff check and format check
 	$(VENV)/bin/ruff check src tests bench
