@@ -16,6 +16,7 @@ seed="${RUN_SEED:-1}"
 fairuse=.venv/bin/fairuse
 
 stop_broker() {
+  trap '' PIPE # stdout may be a closed pipe (`make run | head`); stop the broker regardless
   deploy/kafka/stop.sh || true
 }
 trap stop_broker EXIT

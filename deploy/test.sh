@@ -30,6 +30,7 @@ export KAFKA_DATA_DIR="${TEST_KAFKA_DATA_DIR:-$PWD/var/test/kafka-$port}"
 
 status=1
 finish() {
+  trap '' PIPE # output may go to a closed pipe; stop the broker regardless
   deploy/kafka/stop.sh || true
   if ((status == 0)); then
     rm -rf "$KAFKA_DATA_DIR"

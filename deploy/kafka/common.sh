@@ -27,7 +27,8 @@ KAFKA_CONFIG="$KAFKA_DATA_DIR/server.properties"
 KAFKA_PID_FILE="$KAFKA_DATA_DIR/kafka.pid"
 KAFKA_BOOTSTRAP_FILE="$KAFKA_DATA_DIR/bootstrap" # "host:port" of the running broker
 
-kafka_log() { echo "kafka: $*" >&2; }
+# Never fails: a closed stderr (e.g. `make run | head`) must not stop a cleanup half-way.
+kafka_log() { echo "kafka: $*" >&2 || true; }
 kafka_die() {
   kafka_log "error: $*"
   exit 1
