@@ -15,8 +15,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from fairuse.errors import BrokerError
 from fairuse.kafka import broker_errors, client_kwargs
@@ -24,6 +25,8 @@ from fairuse.settings import TOPIC_NAMES, KafkaSettings, load_settings
 
 __all__ = [
     "TopicSpec",
+    "consumer_lag",
+    "consumer_lag_async",
     "create_topics",
     "create_topics_async",
     "describe_topics",
@@ -145,6 +148,64 @@ def describe_topics(settings: KafkaSettings, names: Iterable[str] | None = None)
     return asyncio.run(describe_topics_async(settings, names))
 
 
+async def _group_offsets(admin: AIOKafkaAdminClient, group: str) -> dict:
+    """The group's committed offsets; retries while the group coordinator is being set up (a
+    fresh broker creates its offsets topic on the first group request)."""
+    async with asyncio.timeout(ADMIN_TIMEOUT_MS / 1000):
+        while True:
+            try:
+                return await admin.list_consumer_group_offsets(group)
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise
+            await asyncio.sleep(0.2)
+
+
+async def consumer_lag_async(settings: KafkaSettings, group: str, topic: str) -> dict[int, int]:
+    """Per partition of ``topic``: records not yet committed by consumer ``group``.
+
+    A partition the group never committed counts from its log start, so a group that has not
+    started yet shows the whole topic as lag.
+    """
+    async with _admin(settings) as admin:
+        committed = await _group_offsets(admin, group)
+        partitions = (await describe_topics_async(settings, [topic])).get(topic)
+    if partitions is None:
+        raise BrokerError(f"topic {topic} does not exist at {settings.bootstrap}")
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer = AIOKafkaConsumer(**client_kwargs(settings), enable_auto_commit=False)
+    try:
+        with broker_errors(settings):
+            await consumer.start()
+            ends = await consumer.end_offsets(tps)
+            starts = await consumer.beginning_offsets(tps)
+    finally:
+        await consumer.stop()
+    lag = {}
+    for tp in tps:
+        meta = committed.get(tp)
+        done = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
+        lag[tp.partition] = max(0, ends[tp] - done)
+    return lag
+
+
+def consumer_lag(settings: KafkaSettings, group: str, topic: str) -> dict[int, int]:
+    """Synchronous :func:`consumer_lag_async`."""
+    return asyncio.run(consumer_lag_async(settings, group, topic))
+
+
+async def _wait_caught_up(
+    settings: KafkaSettings, group: str, topic: str, wait_s: float
+) -> dict[int, int]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        lag = await consumer_lag_async(settings, group, topic)
+        if not any(lag.values()) or loop.time() >= deadline:
+            return lag
+        await asyncio.sleep(0.5)
+
+
 def _cmd_create(args: argparse.Namespace) -> int:
     settings = load_settings().kafka
     for topic, outcome in create_topics(settings).items():
@@ -160,6 +221,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lag(args: argparse.Namespace) -> int:
+    settings = load_settings().kafka
+    topic = settings.topic(args.topic)
+    lag = asyncio.run(_wait_caught_up(settings, args.group, topic, args.wait))
+    total = sum(lag.values())
+    print(f"{topic}\tgroup={args.group}\tlag={total}")
+    if total and args.wait:
+        raise BrokerError(
+            f"group {args.group} still has {total} records of {topic} to process "
+            f"after {args.wait:g} s"
+        )
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``fairuse topics create`` and ``fairuse topics list``."""
     topics = subparsers.add_parser("topics", help="create or list the pipeline's Kafka topics")
@@ -169,3 +244,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="list the pipeline's topics and partition counts")
     listing.add_argument("--all", action="store_true", help="list every topic of the cluster")
     listing.set_defaults(func=_cmd_list)
+    lag = actions.add_parser(
+        "lag", help="records of a topic a consumer group has not committed yet"
+    )
+    lag.add_argument("--group", required=True, help="consumer group id, e.g. fairuse-worker")
+    lag.add_argument("--topic", default="events", choices=TOPIC_NAMES, help="default: events")
+    lag.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="poll until the lag is 0; fail (exit 2) if it is not after SECONDS",
+    )
+    lag.set_defaults(func=_cmd_lag)
