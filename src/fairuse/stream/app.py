@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from aiokafka.admin import AIOKafkaAdminClient
 from faust.tables.table import Table
 from faust.types import TP
 
-from fairuse.kafka import ssl_context
+from fairuse.kafka import client_kwargs, ssl_context
 from fairuse.policy import Policy
 from fairuse.settings import Settings
 from fairuse.stream.core import Inbound, Outbound, StreamCore
+from fairuse.stream.offsets import OffsetTracker
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,29 @@ class TenantTable(Table):
 
     partition_hint: Callable[[str], int | None] = staticmethod(lambda key: None)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._unconfirmed: list[asyncio.Future] = []
+
     def partition_for_key(self, key: Any) -> int | None:
         """The changelog partition for ``key`` (None: the producer's partitioner decides)."""
         return self.partition_hint(key)
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        """Send a changelog record, remembering it until :meth:`written` confirms it."""
+        future = super().send_changelog(*args, **kwargs)
+        self._unconfirmed.append(future)
+        return future
+
+    async def written(self) -> None:
+        """Wait until the broker has every changelog record sent so far.
+
+        Faust's ``producer.flush()`` gives up after 0.1 s without progress, so it cannot be
+        the barrier before an offset commit; the records' own futures are.
+        """
+        pending, self._unconfirmed = self._unconfirmed, []
+        if pending:
+            await asyncio.gather(*pending)
 
 
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
@@ -72,6 +94,9 @@ class Worker:
     core: StreamCore
     events_topic: faust.TopicT
     table: TenantTable
+    settings: Settings
+    offsets: OffsetTracker = field(default_factory=OffsetTracker)
+    offsets_stale: bool = True
     policy_ready: asyncio.Event = field(default_factory=asyncio.Event)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -85,21 +110,41 @@ class Worker:
         ]
         await asyncio.gather(*pending)
 
-    async def commit_offsets(self, events: Sequence[faust.EventT]) -> None:
-        """Make the batch's state durable, then commit its offsets right away.
+    async def admit(self, events: Sequence[faust.EventT]) -> list[Inbound]:
+        """The batch's messages that continue their partitions' runs (see ``offsets.py``);
+        partitions with a hole are fetched again from their next offset."""
+        if self.offsets_stale:
+            self.offsets_stale = False
+            self.offsets.reset(await self.committed_offsets())
+        admitted = self.offsets.admit(
+            Inbound(e.message.value, e.message.topic, e.message.partition, e.message.offset)
+            for e in events
+        )
+        topic = self.events_topic.get_topic_name()
+        for partition, offset in admitted.seek.items():
+            log.info("re-fetching %s/%d from offset %d", topic, partition, offset)
+            await self.app.consumer.seek(TP(topic, partition), offset)
+        return admitted.messages
 
-        Faust would commit them later from its acks, but it drops the acks of revoked
-        partitions at a rebalance, and a partition handed back to the same worker then never
-        gets its offset committed again (its acks start after a gap). Committing here, after
-        the producer flushed the state, keeps the committed offsets current.
-        """
-        offsets: dict[TP, int] = {}
-        for event in events:
-            message = event.message
-            tp = TP(message.topic, message.partition)
-            offsets[tp] = max(offsets.get(tp, 0), message.offset + 1)
-        await self.app.producer.flush()
-        await self.app.consumer._commit(offsets)  # private: the low-level commit, see above
+    async def committed_offsets(self) -> dict[int, int]:
+        """The group's committed offsets on the events topic, from the broker."""
+        topic = self.events_topic.get_topic_name()
+        admin = AIOKafkaAdminClient(**client_kwargs(self.settings.kafka))
+        await admin.start()
+        try:
+            found = await admin.list_consumer_group_offsets(self.settings.worker.app_id)
+        finally:
+            await admin.close()
+        return {tp.partition: meta.offset for tp, meta in found.items() if tp.topic == topic}
+
+    async def commit_offsets(self, messages: Sequence[Inbound]) -> None:
+        """Wait until the batch's state is durable, then commit the processed runs' offsets."""
+        await self.table.written()
+        topic = self.events_topic.get_topic_name()
+        offsets = self.offsets.committable({m.partition for m in messages})
+        if offsets:
+            tps = {TP(topic, partition): offset for partition, offset in offsets.items()}
+            await self.app.consumer._commit(tps)  # private: Faust's own commits are off
 
     def assigned_partitions(self) -> set[int]:
         """The events partitions assigned to this worker right now."""
@@ -150,9 +195,20 @@ def create_worker(settings: Settings, policy: Policy) -> Worker:
     table = _tenant_table(app, "tenants", kafka.events_partitions)
     core = StreamCore(policy, kafka, table)  # type: ignore[arg-type]
     table.partition_hint = core.partition_of  # type: ignore[method-assign]
-    worker = Worker(app, core, events_topic, table)
+    worker = Worker(app, core, events_topic, table, settings)
+    _commit_only_processed_offsets(app)
     _wire(worker, settings)
     return worker
+
+
+def _commit_only_processed_offsets(app: faust.App) -> None:
+    """Switch off Faust's own offset commits: they follow acks, and Faust acks the messages it
+    skips after a rebalance, which would commit past unprocessed messages (see offsets.py)."""
+
+    async def no_commit(*args: Any, **kwargs: Any) -> bool:
+        return False
+
+    app.consumer.force_commit = no_commit  # type: ignore[method-assign]
 
 
 def _tenant_table(app: faust.App, name: str, partitions: int) -> TenantTable:
@@ -182,14 +238,12 @@ def _wire(worker: Worker, settings: Settings) -> None:
         async for events in stream.take_events(conf.batch_max, within=within):
             await worker.policy_ready.wait()
             async with worker.lock:
+                messages = await worker.admit(events)
                 core.begin()
-                batch = core.process(
-                    Inbound(e.message.value, e.message.topic, e.message.partition, e.message.offset)
-                    for e in events
-                )
+                batch = core.process(messages)
                 await worker.publish(batch.outputs)
                 core.commit()
-                await worker.commit_offsets(events)
+                await worker.commit_offsets(messages)
 
     @app.timer(interval=float(conf.expiry_interval_s))
     async def expire_idle_sessions() -> None:
@@ -201,6 +255,7 @@ def _wire(worker: Worker, settings: Settings) -> None:
             batch = core.expire_idle(owned.__contains__)
             await worker.publish(batch.outputs)
             core.commit()
+            await worker.table.written()
 
     @app.task
     async def follow_policy_topic() -> None:
@@ -217,5 +272,6 @@ def _wire(worker: Worker, settings: Settings) -> None:
     @app.on_partitions_assigned.connect
     async def _assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
         core.mark_stale()
+        worker.offsets_stale = True
 
     register_views(worker, settings)

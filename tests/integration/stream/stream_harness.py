@@ -247,6 +247,7 @@ class WorkerProcess:
             FAIRUSE_WORKER_WEB_PORT=str(self.web_port),
             FAIRUSE_WORKER_EXPIRY_INTERVAL_S="2",
             FAIRUSE_WORKER_SESSION_TIMEOUT_S="6",
+            PYTHONUNBUFFERED="1",
             **self.env,
         )
         log = self.log_path.open("wb")
