@@ -1,13 +1,13 @@
 """The Faust application of ``fairuse worker``: topics, tables, the agent, the expiry timer.
 
 One agent (``concurrency=1``, faust #606) consumes the events topic in batches and runs
-:class:`~fairuse.stream.core.StreamCore`. Per batch it (1) runs the ledger in memory, (2) sends
-every output record and waits until the broker acknowledged all of them, (3) writes each touched
-tenant's state once to the changelog-backed table, and (4) lets Faust ack the events, whose
-offsets Faust commits only after flushing the producer. State is thus never durable ahead of the
-outputs it implies; a crash between (2) and (3) re-processes events whose outputs are already
-published, and the deterministic record ids make those repeats recognisable downstream.
-"""
+:class:`~fairuse.stream.core.StreamCore`. Per batch it (1) keeps the messages that continue
+each partition's run of offsets (``offsets.py``), (2) runs the ledger in memory, (3) sends every
+output record and waits until the broker acknowledged all of them, (4) writes each touched
+tenant's entry once to the changelog-backed table and waits for those records too, and (5)
+commits the processed offsets itself (Faust's own commits are off). So outputs are durable no
+later than the state that implies them, and the state no later than the committed offsets; see
+docs/streaming.md ("Delivery")."""
 
 from __future__ import annotations
 
