@@ -1,36 +1,70 @@
 #!/usr/bin/env bash
-# The main job on the embedded defaults (what `make run` runs): start a fresh local broker,
-# create the topics, run the recorder-fleet simulator for a bounded number of events, and show
-# what reached Kafka (per-tenant counts by event type). Stops the broker it started when it
-# ends, also on Ctrl-C or an error.
+# The main job on the embedded defaults (what `make run` runs): a fresh local broker and topics,
+# the streaming worker, the recorder-fleet simulator for a bounded stretch of event time, then
+# the warehouse sink into the embedded chDB store, and the usage and violation report from it.
+# Stops everything it started when it ends, also on Ctrl-C or an error.
 #
-# Variables: RUN_EVENTS (default 100000), RUN_SEED (default 1), KAFKA_PORT (default 19092),
-# RUN_KAFKA_DATA_DIR (default var/run/kafka; wiped at the start of every run).
+# Variables: RUN_MONTH (the month simulated and reported, default 2026-11), RUN_TENANTS
+# (default 12), RUN_SEED (default 1), RUN_TENANT (whose daily usage the report shows, default
+# tenant-003),
+# KAFKA_PORT (default 19092), RUN_DIR (default var/run; wiped at the start of every run),
+# FAIRUSE_WORKER_WEB_PORT (the worker's HTTP port, default 6066).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-export KAFKA_DATA_DIR="${RUN_KAFKA_DATA_DIR:-$PWD/var/run/kafka}"
+run_dir="${RUN_DIR:-$PWD/var/run}"
+export KAFKA_DATA_DIR="$run_dir/kafka"
 export KAFKA_PORT="${KAFKA_PORT:-19092}"
-events="${RUN_EVENTS:-100000}"
+export FAIRUSE_DATA_DIR="$run_dir"
+month="${RUN_MONTH:-2026-11}"
+tenants="${RUN_TENANTS:-12}"
 seed="${RUN_SEED:-1}"
+tenant="${RUN_TENANT:-tenant-003}"
 fairuse=.venv/bin/fairuse
+worker_pid=""
 
-stop_broker() {
-  trap '' PIPE # stdout may be a closed pipe (`make run | head`); stop the broker regardless
-  deploy/kafka/stop.sh || true
+stop_all() {
+  if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
+    kill -TERM "$worker_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$worker_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$worker_pid" 2>/dev/null || true
+  fi
+  deploy/kafka/stop.sh >/dev/null 2>&1 || true
 }
-trap stop_broker EXIT
+trap stop_all EXIT
 trap 'echo "run: interrupted" >&2; exit 130' INT TERM
+trap '' PIPE  # `make run | head` must still reach the clean-up
 
 # A leftover broker of an interrupted run holds old data: stop it, then start from empty.
 deploy/kafka/stop.sh
-rm -rf "$KAFKA_DATA_DIR"
+rm -rf "$run_dir"
+mkdir -p "$run_dir"
 FAIRUSE_KAFKA_BOOTSTRAP="$(deploy/kafka/start.sh)"
 export FAIRUSE_KAFKA_BOOTSTRAP
 
 echo "== topics on $FAIRUSE_KAFKA_BOOTSTRAP"
 "$fairuse" topics create
-echo "== simulate: $events events, seed $seed"
-"$fairuse" simulate --events "$events" --seed "$seed"
+
+echo "== worker (log: $run_dir/worker.log)"
+"$fairuse" worker >"$run_dir/worker.log" 2>&1 &
+worker_pid=$!
+
+days=$(.venv/bin/python -c "import calendar,sys; y,m=map(int,sys.argv[1].split('-')); print(calendar.monthrange(y,m)[1])" "$month")
+echo "== simulate: $tenants tenants, the whole of $month ($days days of event time), seed $seed"
+"$fairuse" simulate --tenants "$tenants" --start "$month-01" --duration "${days}d" --seed "$seed" --faults
+
 echo "== what reached Kafka"
 "$fairuse" inspect events --from-beginning --timeout 120
+
+echo "== waiting for the worker to process every event"
+if ! "$fairuse" topics lag --group fairuse-worker --wait 900; then
+  echo "run: the worker did not catch up; its log ends with:" >&2
+  tail -n 30 "$run_dir/worker.log" >&2
+  exit 1
+fi
+
+echo "== sink: every topic into the embedded warehouse ($run_dir/warehouse)"
+"$fairuse" sink --idle-exit 5
+
+echo "== report"
+"$fairuse" report summary --month "$month" --tenant "$tenant"

@@ -54,6 +54,7 @@ def _sink(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)  # group joins are not news
     settings = _settings(args)
 
     async def main() -> None:
