@@ -71,7 +71,7 @@ _WORKER_ENV["api_tenant_tokens"] = "FAIRUSE_API_TENANT_TOKENS"
 
 @dataclass(frozen=True, slots=True)
 class WarehouseSettings:
-    """The warehouse and its sink (``FAIRUSE_WAREHOUSE_*``, ``FAIRUSE_SINK_*``); docs/warehouse.md."""
+    """The warehouse and its sink (``FAIRUSE_WAREHOUSE_*``, ``FAIRUSE_SINK_*``); see docs."""
 
     events_ttl_days: int = 400  # 0 = keep raw events forever
     query_port: int = 0  # the store owner's query service; 0 = any free port

@@ -137,6 +137,7 @@ def _report_summary(args: argparse.Namespace) -> int:
         sections = [
             (f"Top {args.top} offenders in {month}", reports.offenders(month, None, args.top)),
             (f"Violations in {month}", reports.month_violations(month)),
+            (f"Enforcement in {month}", reports.month_enforcement(month)),
         ]
         if args.tenant:
             timezone = _policy_limits(settings, args.tenant, month).timezone
@@ -220,7 +221,9 @@ def register(subparsers: Any) -> None:
     vio.add_argument("--month", help="YYYY-MM (default: all)")
     _common(vio)
     vio.set_defaults(func=_report_violations)
-    summ = rsub.add_parser("summary", help="offenders and violations of a month in one go")
+    summ = rsub.add_parser(
+        "summary", help="offenders, violations and enforcement of a month in one go"
+    )
     summ.add_argument("--month", help="YYYY-MM (default: the month of the latest data)")
     summ.add_argument("--tenant", help="also print this tenant's usage")
     summ.add_argument("--top", type=int, default=10)

@@ -152,6 +152,19 @@ def enforcement(tenant: str) -> Query:
     return _ENFORCEMENT, {"tenant": tenant}
 
 
+_MONTH_ENFORCEMENT = """\
+SELECT tenant_id, ts, kind, action, effective_at, length(strikes) AS strikes, enforcement_id
+FROM enforcement FINAL
+WHERE ts >= toDateTime64({start:Date}, 3, 'UTC') AND ts < toDateTime64({end:Date}, 3, 'UTC')
+ORDER BY tenant_id, ts, kind"""
+
+
+def month_enforcement(month: str) -> Query:
+    """Every enforcement step (notice or action) taken in ``month`` (UTC), by tenant."""
+    start, end = month_bounds(month)
+    return _MONTH_ENFORCEMENT, {"start": start, "end": end}
+
+
 _MONTH_VIOLATIONS = """\
 SELECT tenant_id, metric, period, status, observed, `limit`, unit, ts
 FROM violations FINAL
@@ -199,6 +212,7 @@ BUILDERS = {
     "violations": violations,
     "enforcement": enforcement,
     "month_violations": month_violations,
+    "month_enforcement": month_enforcement,
     "consistency": consistency,
 }
 

@@ -83,6 +83,7 @@ def test_summary_offenders_violations_and_sql(
     assert main(["report", "summary", "--tenant", "acme"]) == 0  # month from the latest data
     out = capsys.readouterr().out
     assert "Top 10 offenders in 2026-11" in out and "Totals of acme in 2026-11" in out
+    assert "Enforcement in 2026-11" in out
     assert main(["report", "offenders", "--month", "2026-11", "--format", "json"]) == 0
     (offender,) = json.loads(capsys.readouterr().out)
     assert (offender["tenant_id"], offender["warnings"], offender["hours"]) == ("acme", 1, 6.0)

@@ -40,6 +40,10 @@ CASES = {
     "violations": (reports.violations("acme"), {"tenant": "acme", "month": ""}),
     "enforcement": (reports.enforcement("acme"), {"tenant": "acme"}),
     "month_violations": (reports.month_violations("2026-11"), {"month": "2026-11"}),
+    "month_enforcement": (
+        reports.month_enforcement("2026-11"),
+        {"start": dt.date(2026, 11, 1), "end": dt.date(2026, 12, 1)},
+    ),
     "consistency": (
         reports.consistency("2026-11"),
         {"start": dt.date(2026, 11, 1), "end": dt.date(2026, 12, 1)},
