@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 
-from fairuse.events import Metric, RejectionReason
+from fairuse.events import Metric, Rejection, RejectionReason
 
 Status = Literal["warning", "exceeded", "excused"]
 EnforcementKind = Literal["notice", "action"]
@@ -143,6 +143,19 @@ def dead_letter(
         raw_encoding=encoding,  # type: ignore[arg-type]
         ts=ts,
         source=source,
+    )
+
+
+def rejected(raw: bytes | str, rejection: Rejection, *, source: str) -> DeadLetter:
+    """The :class:`DeadLetter` of a payload that :func:`fairuse.events.parse_event` rejected."""
+    return dead_letter(
+        raw,
+        rejection.reason,
+        rejection.detail,
+        source=source,
+        tenant_id=rejection.tenant_id,
+        event_id=rejection.event_id,
+        ts=rejection.ts,
     )
 
 

@@ -37,6 +37,7 @@ from fairuse.records import (
     OutputRecord,
     UsageAccrual,
     dead_letter,
+    rejected,
 )
 
 _Rules = tuple[int, int, Revision, Limits, Calendar]
@@ -313,17 +314,7 @@ class Ledger:
         """Parse one payload and apply it; a rejection becomes a dead letter from ``source``."""
         parsed = parse(raw)
         if isinstance(parsed, Rejection):
-            return [
-                dead_letter(
-                    raw,
-                    parsed.reason,
-                    parsed.detail,
-                    source=source,
-                    tenant_id=parsed.tenant_id,
-                    event_id=parsed.event_id,
-                    ts=parsed.ts,
-                )
-            ]
+            return [rejected(raw, parsed, source=source)]
         return self.process_event(parsed, raw, source)
 
     def process_event(

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from fairuse.events import ApiCall, Rejection, parse_event
-from fairuse.records import DeadLetter, dead_letter
+from fairuse.records import DeadLetter, dead_letter, rejected
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -108,15 +108,7 @@ def event_row(raw: bytes, source: str) -> tuple[str, Row]:
     """The ``events`` row of a wire event, or a ``dead_letters`` row if it breaks the contract."""
     parsed = parse_event(raw)
     if isinstance(parsed, Rejection):
-        letter = dead_letter(
-            raw,
-            parsed.reason,
-            parsed.detail,
-            source=source,
-            tenant_id=parsed.tenant_id,
-            event_id=parsed.event_id,
-            ts=parsed.ts,
-        )
+        letter = rejected(raw, parsed, source=source)
         return "dead_letters", dead_letter_row(letter, origin="sink")
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     return "events", (
