@@ -54,9 +54,9 @@ class WorkerSettings:
     canonical_url: str = ""
     store: str = "memory://"
     processing_guarantee: ProcessingGuarantee = "at_least_once"
-    batch_max: int = 1000
-    batch_within_ms: int = 20
-    producer_linger_ms: int = 5
+    batch_max: int = 4000
+    batch_within_ms: int = 50
+    producer_linger_ms: int = 1
     max_poll_records: int = 2000
     expiry_interval_s: int = 10
     session_timeout_s: int = 30
