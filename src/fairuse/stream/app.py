@@ -127,7 +127,9 @@ class Worker:
         return admitted.messages
 
     async def committed_offsets(self) -> dict[int, int]:
-        """The group's committed offsets on the events topic, from the broker."""
+        """Where each assigned events partition's run starts: the group's committed offset, or
+        the partition's first retained offset when nothing was committed yet (never the first
+        message that happens to be delivered: messages dropped at a rebalance came before it)."""
         topic = self.events_topic.get_topic_name()
         admin = AIOKafkaAdminClient(**client_kwargs(self.settings.kafka))
         await admin.start()
@@ -135,7 +137,16 @@ class Worker:
             found = await admin.list_consumer_group_offsets(self.settings.worker.app_id)
         finally:
             await admin.close()
-        return {tp.partition: meta.offset for tp, meta in found.items() if tp.topic == topic}
+        committed = {
+            tp.partition: meta.offset
+            for tp, meta in found.items()
+            if tp.topic == topic and meta.offset >= 0
+        }
+        missing = [TP(topic, p) for p in self.assigned_partitions() if p not in committed]
+        if missing:
+            earliest = await self.app.consumer.earliest_offsets(*missing)
+            committed.update({tp.partition: offset for tp, offset in earliest.items()})
+        return committed
 
     async def commit_offsets(self, messages: Sequence[Inbound]) -> None:
         """Wait until the batch's state is durable, then commit the processed runs' offsets."""
@@ -238,6 +249,10 @@ def _wire(worker: Worker, settings: Settings) -> None:
         async for events in stream.take_events(conf.batch_max, within=within):
             await worker.policy_ready.wait()
             async with worker.lock:
+                # A batch gathered before a rebalance may hold partitions that moved away:
+                # their new owner processes them (see _revoked).
+                owned = worker.assigned_partitions()
+                events = [e for e in events if e.message.partition in owned]
                 messages = await worker.admit(events)
                 core.begin()
                 batch = core.process(messages)
@@ -267,7 +282,12 @@ def _wire(worker: Worker, settings: Settings) -> None:
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
-        core.mark_stale()
+        # Faust acks a batch's events as they are gathered, so its wait for acked events does
+        # not wait for the batch in flight. Waiting for the lock does: the batch's state and
+        # offsets are durable before the rebalance goes on and another worker recovers them.
+        async with worker.lock:
+            core.mark_stale()
+            worker.offsets_stale = True
 
     @app.on_partitions_assigned.connect
     async def _assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
