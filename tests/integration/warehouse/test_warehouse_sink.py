@@ -57,8 +57,8 @@ def test_sink_stores_every_record_once(kafka_settings: KafkaSettings, tmp_path: 
         try:
             while True:
                 assert not task.done(), task.exception() if task.done() else ""
-                if reader is None and (tmp_path / "warehouse").exists():
-                    await asyncio.sleep(0.5)  # give migrate a moment before the first read
+                if reader is None and (tmp_path / "warehouse.owner.json").exists():
+                    # the sink advertises its query service once the store is migrated
                     reader = Reader(settings.resolved_warehouse_dsn)
                 if reader is not None:
                     counts = await asyncio.to_thread(_counts, reader)
