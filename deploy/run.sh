@@ -57,11 +57,19 @@ echo "== what reached Kafka"
 "$fairuse" inspect events --from-beginning --timeout 120
 
 echo "== waiting for the worker to process every event"
-if ! "$fairuse" topics lag --group fairuse-worker --wait 900; then
-  echo "run: the worker did not catch up; its log ends with:" >&2
-  tail -n 30 "$run_dir/worker.log" >&2
-  exit 1
-fi
+deadline=$((SECONDS + 900))
+until "$fairuse" topics lag --group fairuse-worker --wait 10 2>/dev/null; do
+  if ! kill -0 "$worker_pid" 2>/dev/null; then
+    echo "run: the worker stopped before it processed every event; its log ends with:" >&2
+    tail -n 30 "$run_dir/worker.log" >&2
+    exit 1
+  fi
+  if ((SECONDS > deadline)); then
+    echo "run: the worker did not catch up within 900 s; its log ends with:" >&2
+    tail -n 30 "$run_dir/worker.log" >&2
+    exit 1
+  fi
+done
 
 echo "== sink: every topic into the embedded warehouse ($run_dir/warehouse)"
 "$fairuse" sink --idle-exit 5

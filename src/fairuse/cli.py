@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -34,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; expected failures print one line to stderr and exit 2."""
+    """Run the CLI; expected failures print one line to stderr and exit 2; Ctrl-C ends the
+    process by SIGINT."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
@@ -42,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fairuse {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # Die of SIGINT rather than exit normally, so a calling shell script stops too.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
         return 130
 
 
