@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient
+from faust.sensors import Monitor
 from faust.tables.table import Table
 from faust.types import TP
 
@@ -70,6 +71,11 @@ class TenantTable(Table):
             await asyncio.gather(*pending)
 
 
+async def _acknowledged(futures: list[asyncio.Future]) -> None:
+    if futures:
+        await asyncio.gather(*futures)
+
+
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
     """Faust credentials for the configured Kafka security protocol (None for PLAINTEXT)."""
     kafka = settings.kafka
@@ -102,13 +108,31 @@ class Worker:
 
     async def publish(self, outputs: Sequence[Outbound]) -> None:
         """Send ``outputs`` and wait until the broker has acknowledged every one."""
-        if not outputs:
-            return
+        await _acknowledged(await self.send(outputs))
+
+    async def send(self, outputs: Sequence[Outbound]) -> list[asyncio.Future]:
+        """Hand ``outputs`` to the producer, in order; their futures resolve on the broker's ack."""
         producer = self.app.producer
-        pending = [
+        return [
             await producer.send(out.topic, out.key, out.value, None, None, None) for out in outputs
         ]
-        await asyncio.gather(*pending)
+
+    async def finish(self, sent: list[asyncio.Future], messages: Sequence[Inbound]) -> None:
+        """Complete a batch whose outputs were sent, then release :attr:`lock` (held by the
+        caller): outputs acknowledged, then the state written and acknowledged, then offsets."""
+        try:
+            await _acknowledged(sent)
+            self.core.commit()
+            await self.commit_offsets(messages)
+        except BaseException:
+            # The batch's effects may not be durable: whoever takes the lock next reloads the
+            # entries and offsets (the next batch then raises this error, see _wire).
+            self.core.mark_stale()
+            self.offsets_stale = True
+            log.exception("batch not completed")
+            raise
+        finally:
+            self.lock.release()
 
     async def admit(self, events: Sequence[faust.EventT]) -> list[Inbound]:
         """The batch's messages that continue their partitions' runs (see ``offsets.py``);
@@ -186,12 +210,13 @@ def create_worker(settings: Settings, policy: Policy) -> Worker:
         web_stats_enabled=False,
         web_graph_enabled=False,
         autodiscover=False,
+        monitor=QuietMonitor(),
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         producer_linger_ms=conf.producer_linger_ms,
         producer_acks=-1,
-        producer_compression_type="lz4",
+        producer_compression_type=None,
         producer_max_request_size=MAX_STATE_BYTES,
         consumer_max_fetch_size=MAX_STATE_BYTES,
         broker_max_poll_records=conf.max_poll_records,
@@ -222,6 +247,35 @@ def _commit_only_processed_offsets(app: faust.App) -> None:
     app.consumer.force_commit = no_commit  # type: ignore[method-assign]
 
 
+class QuietMonitor(Monitor):
+    """Faust's monitor without its per-message bookkeeping (several callbacks per message that
+    nothing reads: the web stats page is off); rebalance and commit hooks stay."""
+
+    def on_message_in(self, *args: Any) -> None:
+        return None
+
+    def on_message_out(self, *args: Any) -> None:
+        return None
+
+    def on_stream_event_in(self, *args: Any) -> None:
+        return None
+
+    def on_stream_event_out(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_send_initiated(self, *args: Any) -> None:
+        return None
+
+    def on_send_completed(self, *args: Any) -> None:
+        return None
+
+    def on_table_get(self, *args: Any) -> None:
+        return None
+
+    def on_table_set(self, *args: Any) -> None:
+        return None
+
+
 def _tenant_table(app: faust.App, name: str, partitions: int) -> TenantTable:
     table = TenantTable(
         app,
@@ -246,19 +300,33 @@ def _wire(worker: Worker, settings: Settings) -> None:
     @app.agent(worker.events_topic, concurrency=1, name="fairuse.process-events")
     async def process_events(stream: faust.StreamT) -> None:
         within = conf.batch_within_ms / 1000
-        async for events in stream.take_events(conf.batch_max, within=within):
-            await worker.policy_ready.wait()
-            async with worker.lock:
-                # A batch gathered before a rebalance may hold partitions that moved away:
-                # their new owner processes them (see _revoked).
-                owned = worker.assigned_partitions()
-                events = [e for e in events if e.message.partition in owned]
-                messages = await worker.admit(events)
-                core.begin()
-                batch = core.process(messages)
-                await worker.publish(batch.outputs)
-                core.commit()
-                await worker.commit_offsets(messages)
+        in_flight: asyncio.Task | None = None
+        try:
+            async for events in stream.take_events(conf.batch_max, within=within):
+                await worker.policy_ready.wait()
+                await worker.lock.acquire()
+                try:
+                    if in_flight is not None:
+                        in_flight, previous = None, in_flight
+                        previous.result()  # done (it released the lock); raise its error
+                    # A batch gathered before a rebalance may hold partitions that moved away:
+                    # their new owner processes them (see _revoked).
+                    owned = worker.assigned_partitions()
+                    events = [e for e in events if e.message.partition in owned]
+                    messages = await worker.admit(events)
+                    core.begin()
+                    batch = core.process(messages)
+                    sent = await worker.send(batch.outputs)
+                except BaseException:
+                    worker.lock.release()
+                    raise
+                # The batch's round trips run while the next batch is gathered; the lock,
+                # released when its offsets are committed, keeps the order between batches
+                # and makes a revocation wait for it.
+                in_flight = asyncio.ensure_future(worker.finish(sent, messages))
+        finally:
+            if in_flight is not None:
+                await in_flight
 
     @app.timer(interval=float(conf.expiry_interval_s))
     async def expire_idle_sessions() -> None:

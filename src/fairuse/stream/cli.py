@@ -72,9 +72,20 @@ def run_worker(args: argparse.Namespace) -> int:
     settings = _worker_settings(args)
     policy = _initial_policy(args, settings)
     create_topics(settings.kafka)
+    _use_uvloop_if_installed()
     worker = create_worker(settings, policy)
     faust.Worker(worker.app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
     return 0
+
+
+def _use_uvloop_if_installed() -> None:
+    """uvloop's event loop when the package is installed (a third more events/s, see
+    docs/streaming.md); the standard loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def run_publish(args: argparse.Namespace) -> int:
