@@ -7,7 +7,8 @@ output record and waits until the broker acknowledged all of them, (4) writes ea
 tenant's entry once to the changelog-backed table and waits for those records too, and (5)
 commits the processed offsets itself (Faust's own commits are off). So outputs are durable no
 later than the state that implies them, and the state no later than the committed offsets; see
-docs/streaming.md ("Delivery")."""
+docs/streaming.md ("Delivery"). The waits of (3)-(5) run in a task holding ``Worker.lock``
+while the agent gathers the next batch, which takes the lock before its step (1)."""
 
 from __future__ import annotations
 
