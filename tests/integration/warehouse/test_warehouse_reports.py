@@ -23,6 +23,22 @@ SECOND_IN_HOURS = 1 / 3600
 TOPICS = {"events": "events", "usage": "usage", "violations": "violations"}
 
 
+def _store(dsn: str, batcher: Batcher) -> None:
+    """Migrate the store at ``dsn`` and write every batch ``batcher`` holds, as the sink does."""
+    client = connect(dsn)
+    try:
+        migrate(client, events_ttl_days=0)
+        writer = BatchWriter(client)
+
+        async def write_all() -> None:
+            for batch in batcher.due(0.0, drain=True):
+                await writer.write(batch)
+
+        asyncio.run(write_all())
+    finally:
+        client.close()
+
+
 def _load(dsn: str) -> list[dict[str, Any]]:
     """Run the simulator's events through the ledger and store events and its records."""
     ledger = Ledger(DEFAULT_POLICY)
@@ -40,18 +56,7 @@ def _load(dsn: str) -> list[dict[str, Any]]:
                 add("usage", record.to_json())
             elif isinstance(record, Violation):
                 add("violations", record.to_json())
-    client = connect(dsn)
-    try:
-        migrate(client, events_ttl_days=0)
-        writer = BatchWriter(client)
-
-        async def write_all() -> None:
-            for batch in batcher.due(0.0, drain=True):
-                await writer.write(batch)
-
-        asyncio.run(write_all())
-    finally:
-        client.close()
+    _store(dsn, batcher)
     assert offsets["usage"] > 100, "the data set must exercise accruals"
     return ledger.summary()
 
@@ -103,18 +108,7 @@ def test_offenders_rank_by_exceeded_then_ratio_and_filter_by_metric(warehouse_ds
         )  # fmt: skip
         for copy in range(2):  # republished: must count once
             batcher.add("violations", copy, offset, record.to_json(), 0.0)
-    client = connect(warehouse_dsn)
-    try:
-        migrate(client, events_ttl_days=0)
-        writer = BatchWriter(client)
-
-        async def write_all() -> None:
-            for batch in batcher.due(0.0, drain=True):
-                await writer.write(batch)
-
-        asyncio.run(write_all())
-    finally:
-        client.close()
+    _store(warehouse_dsn, batcher)
     reader = Reader(warehouse_dsn)
     try:
         ranked = reader.query(*reports.offenders("2026-11", top=3)).dicts()
