@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import sys
 from pathlib import Path
 
 from fairuse.policy import DEFAULT_POLICY, Policy, load_policy, policy_fingerprint
@@ -74,7 +75,10 @@ def run_worker(args: argparse.Namespace) -> int:
     create_topics(settings.kafka)
     _use_uvloop_if_installed()
     worker = create_worker(settings, policy)
-    faust.Worker(worker.app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+    faust_worker = faust.Worker(worker.app, loglevel=args.loglevel, quiet=True)
+    if not sys.stdout.isatty():
+        faust_worker.spinner = None  # no terminal control codes in a log file
+    faust_worker.execute_from_commandline()
     return 0
 
 
