@@ -416,6 +416,17 @@ def load_policy(path: str | Path) -> Policy:
 # --- writing a policy --------------------------------------------------------------------------
 
 
+def parse_instant(text: str) -> int:
+    """An ISO 8601 date or date-time (UTC unless it names an offset) as exact epoch ms.
+
+    Raises ValueError when ``text`` is not ISO 8601.
+    """
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
 def format_instant(ms: int) -> str:
     """Epoch milliseconds as a TOML/RFC 3339 UTC instant, e.g. ``2021-01-12T00:00:00Z``."""
     moment = _EPOCH + timedelta(milliseconds=ms)

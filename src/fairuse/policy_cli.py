@@ -10,7 +10,7 @@ Another module adds an action to the group with :func:`policy_actions`, in its o
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime, timedelta
+import time
 
 from fairuse.errors import PolicyError
 from fairuse.policy import (
@@ -20,6 +20,7 @@ from fairuse.policy import (
     Revision,
     format_instant,
     load_policy,
+    parse_instant,
     policy_fingerprint,
 )
 
@@ -72,12 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _parse_instant(text: str) -> int:
     try:
-        moment = datetime.fromisoformat(text)
+        return parse_instant(text)
     except ValueError as exc:
         raise PolicyError(f"--at: not an ISO 8601 instant: {text!r}") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 def _limit_lines(limits: Limits, base: Limits | None = None) -> list[str]:
@@ -124,7 +122,7 @@ def warnings(policy: Policy) -> list[str]:
 def run_check(args: argparse.Namespace) -> int:
     """Validate ``args.file`` and print it; a bad file raises PolicyError (exit 2)."""
     policy = load_policy(args.file)
-    now_ms = _parse_instant(datetime.now(UTC).isoformat())
+    now_ms = int(time.time() * 1000)
     only = policy.revision_at(_parse_instant(args.at)) if args.at else None
     count = len(policy.revisions)
     print(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from fairuse.errors import ConfigError
+from fairuse.policy import parse_instant
 from fairuse.recorder.simulator import DAY_MS, Emission, FleetConfig, simulate
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
@@ -36,12 +37,9 @@ def parse_duration_ms(text: str) -> int:
 def parse_start_ms(text: str) -> int:
     """An ISO date or date-time (UTC unless it names an offset) -> epoch milliseconds."""
     try:
-        moment = datetime.fromisoformat(text)
+        return parse_instant(text)
     except ValueError as exc:
         raise ConfigError(f"bad --start {text!r}; use an ISO date like 2026-11-02") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def _share(text: str) -> float:

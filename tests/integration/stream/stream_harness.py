@@ -18,12 +18,11 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from fairuse.kafka import client_kwargs
+from fairuse.records import OutputRecord
 from fairuse.settings import KafkaSettings
-from fairuse.topics import describe_topics_async
+from fairuse.topics import consumer_lag, describe_topics_async
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FAIRUSE = [sys.executable, "-m", "fairuse"]
@@ -114,35 +113,22 @@ def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
     return asyncio.run(run())
 
 
-def committed(kafka: KafkaSettings, group: str, topic: str) -> dict[int, int]:
-    """Committed offsets of consumer group ``group`` on ``topic``."""
-
-    async def run() -> dict[int, int]:
-        admin = AIOKafkaAdminClient(**client_kwargs(kafka))
-        await admin.start()
-        try:
-            offsets = await admin.list_consumer_group_offsets(group)
-        except KafkaError:  # the group or its coordinator does not exist yet
-            return {}
-        finally:
-            await admin.close()
-        return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
-
-    return asyncio.run(run())
-
-
 def lag(kafka: KafkaSettings, group: str) -> str:
-    """Committed and end offsets of the events topic, for failure messages."""
-    topic = kafka.topic("events")
-    return f"(end {end_offsets(kafka, topic)}, committed {committed(kafka, group, topic)})"
+    """Per-partition lag of ``group`` on the events topic, for failure messages."""
+    return f"(lag {consumer_lag(kafka, group, kafka.topic('events'))})"
 
 
 def caught_up(kafka: KafkaSettings, group: str) -> bool:
     """Whether ``group`` committed every events partition up to its end (outputs then flushed)."""
-    topic = kafka.topic("events")
-    ends = end_offsets(kafka, topic)
-    done = committed(kafka, group, topic)
-    return all(done.get(p, 0) >= end for p, end in ends.items() if end > 0)
+    return not any(consumer_lag(kafka, group, kafka.topic("events")).values())
+
+
+def by_topic(records: Iterable[OutputRecord]) -> dict[str, list]:
+    """Core records as JSON objects per output topic name (``usage`` ...), like consume_all."""
+    found: dict[str, list] = {name: [] for name in OUTPUT_TOPICS}
+    for record in records:
+        found[record.TOPIC.removeprefix("fairuse.")].append(record.to_dict())
+    return found
 
 
 def consume_all(kafka: KafkaSettings, names: Iterable[str] = OUTPUT_TOPICS) -> dict[str, list]:

@@ -11,6 +11,7 @@ import orjson
 from stream_harness import (
     FAIRUSE,
     REPO_ROOT,
+    by_topic,
     caught_up,
     comparable,
     consume_all,
@@ -128,17 +129,12 @@ def test_published_policy_applies_without_restart(
     wait_for(lambda: caught_up(kafka_settings, worker.app_id), 180, "the second half")
 
     ledger = Ledger(DEFAULT_POLICY)
-    expected: dict[str, list] = {
-        "usage": [],
-        "violations": [],
-        "enforcement": [],
-        "dead-letter": [],
-    }
+    records = []
     for number, line in enumerate(lines, 1):
         if number == half + 1:
             ledger.policy = strict
-        for record in ledger.process(line, f"events:{number}"):
-            expected[record.TOPIC.removeprefix("fairuse.")].append(record.to_dict())
+        records += ledger.process(line, f"events:{number}")
+    expected = by_topic(records)
     assert any(v["policy_revision"] == "strict-2026" for v in expected["violations"])
     assert comparable(consume_all(kafka_settings)) == comparable(expected)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 
 import orjson
-from stream_harness import caught_up, comparable, consume_all, produce, wait_for
+from stream_harness import by_topic, caught_up, comparable, consume_all, produce, wait_for
 
 from fairuse.ledger import Ledger
 from fairuse.policy import DEFAULT_POLICY
@@ -64,14 +64,10 @@ def test_bad_payloads_are_dead_lettered_and_nothing_else_changes(
     assert garbage["raw_encoding"] == "base64"
 
     ledger = Ledger(DEFAULT_POLICY)
-    expected: dict[str, list] = {
-        "usage": [],
-        "violations": [],
-        "enforcement": [],
-        "dead-letter": [],
-    }
-    for number, payload in enumerate(payloads):
-        for record in ledger.process(payload, f"events:{number}"):
-            expected[record.TOPIC.removeprefix("fairuse.")].append(record.to_dict())
+    expected = by_topic(
+        record
+        for number, payload in enumerate(payloads)
+        for record in ledger.process(payload, f"events:{number}")
+    )
     assert expected["usage"] and expected["violations"]  # the valid events after the bad ones
     assert comparable(got) == comparable(expected)

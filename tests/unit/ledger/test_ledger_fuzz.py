@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ledger_support import DAY, HOUR, ms, policy
 
+from fairuse.events import EVENT_TYPES
 from fairuse.ledger import Ledger, TenantState, usage_view
 from fairuse.records import DeadLetter, Enforcement, UsageAccrual, Violation
 
@@ -19,21 +20,7 @@ ZONE_TENANTS = {"a": "Europe/Berlin", "b": "America/Los_Angeles"}
 
 @st.composite
 def any_event(draw: st.DrawFn) -> dict[str, Any]:
-    kind = draw(
-        st.sampled_from(
-            [
-                "session_started",
-                "session_heartbeat",
-                "session_stopped",
-                "api_call",
-                "call_stored",
-                "call_deleted",
-                "user_activated",
-                "user_deactivated",
-                "usage_notice",
-            ]
-        )
-    )
+    kind = draw(st.sampled_from(sorted(EVENT_TYPES)))
     ts = BASE + draw(st.one_of(st.integers(0, 3 * DAY), st.integers(0, 200 * DAY)))
     event: dict[str, Any] = {
         "type": kind,
