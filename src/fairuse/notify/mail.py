@@ -159,4 +159,4 @@ async def send(message: EmailMessage, settings: NotifySettings) -> str:
         password=settings.smtp_password,
         timeout=settings.smtp_timeout_s,
     )
-    return reply
+    return f"250 {reply}"  # a DATA answer other than 250 raises

@@ -118,7 +118,6 @@ class Notifier:
 
     async def resume(self, partitions: set[int]) -> None:
         """Read the state of ``partitions`` back and restart their pending deliveries."""
-        self.assigned = set(partitions)
         if not partitions:
             return
         state = await self._read_state(partitions)
@@ -130,6 +129,7 @@ class Notifier:
                 pending += 1
             else:
                 self.known[key] = value
+        self.assigned = set(partitions)
         log.info(
             "partitions %s: %d pending deliveries resumed, %d finished known",
             sorted(partitions),
@@ -312,6 +312,9 @@ class Notifier:
             channel = delivery.channel
             self.metrics.attempts.labels(channel, "delivered" if ok else "failed").inc()
             if ok:
+                self.metrics.latency.labels(channel).observe(
+                    max(0.0, (now - delivery.published_at) / 1000)
+                )
                 await self._log(
                     delivery,
                     outcome="delivered",
@@ -319,9 +322,6 @@ class Notifier:
                     latency_ms=latency_ms,
                     error="",
                     gave_up=False,
-                )
-                self.metrics.latency.labels(channel).observe(
-                    max(0.0, (now - delivery.published_at) / 1000)
                 )
                 await self._finish(partition, delivery, "delivered")
                 self.delivered += 1
