@@ -124,6 +124,8 @@ class Notifier:
         pending = 0
         for key, (partition, value) in state.items():
             if isinstance(value, Delivery):
+                if value.kind.startswith("violation."):
+                    self._remember_violation(value.record)  # details for enforcement e-mails
                 self.known[key] = "pending"
                 self._start(partition, value)
                 pending += 1
