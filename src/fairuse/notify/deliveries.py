@@ -8,7 +8,7 @@ or cancelled) that also lets a re-read record be recognised as already handled.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import orjson
@@ -18,6 +18,11 @@ from fairuse.records import stable_id
 
 Outcome = Literal["delivered", "failed", "cancelled"]
 Final = Literal["delivered", "dead_lettered", "cancelled"]
+
+
+def _shallow(obj: Delivery | Attempt) -> dict[str, Any]:
+    """The fields of ``obj`` as a dict without ``asdict``'s deep copy (records are JSON)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
 def delivery_key(record_id: str, target: Target) -> str:
@@ -50,7 +55,7 @@ class Delivery:
 
     def to_json(self) -> bytes:
         """The state-topic value."""
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(_shallow(self))
 
 
 def done_marker(key: str, final: Final, at_ms: int) -> bytes:
@@ -93,7 +98,7 @@ class Attempt:
 
     def to_json(self) -> bytes:
         """The delivery-log record."""
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(_shallow(self))
 
 
 def attempt_record(
@@ -132,4 +137,4 @@ def attempt_record(
 def dead_letter_json(delivery: Delivery, reason: str, dead_at: int) -> bytes:
     """The ``fairuse.notify-dead-letter`` record of a delivery that failed its last attempt: the
     delivery's fields plus ``reason`` (the last error) and ``dead_at``."""
-    return orjson.dumps({**asdict(delivery), "reason": reason, "dead_at": dead_at})
+    return orjson.dumps({**_shallow(delivery), "reason": reason, "dead_at": dead_at})
