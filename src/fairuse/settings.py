@@ -147,11 +147,14 @@ class NotifySettings:
 _NOTIFY_MAX_AGE_S = 7 * 86400  # below the retention of the notify-deliveries state topic
 
 
+_NOTIFY_ENV = {f.name: f"FAIRUSE_NOTIFY_{f.name.upper()}" for f in fields(NotifySettings)}
+
+
 def _notify_settings(env: Mapping[str, str]) -> NotifySettings:
     defaults = NotifySettings()
     values: dict[str, object] = {}
     for f in fields(NotifySettings):
-        var = f"FAIRUSE_NOTIFY_{f.name.upper()}"
+        var = _NOTIFY_ENV[f.name]
         raw = env.get(var)
         if not raw:
             continue
