@@ -6,7 +6,7 @@ to by adding it to ``FAIRUSE_NOTIFY_TOPICS``: its records are recognised by thei
 | record | id field | kind |
 |---|---|---|
 | violation | ``violation_id`` | ``violation.`` + status (warning, exceeded, excused) |
-| enforcement | ``enforcement_id`` | ``enforcement.notice``, ``enforcement.action`` |
+| enforcement | ``enforcement_id`` | ``enforcement.`` + kind (notice, action, lapsed, lifted) |
 | adjustment | ``adjustment_id`` | ``adjustment`` |
 | statement | ``statement_id`` | ``statement`` |
 """
@@ -31,6 +31,8 @@ KNOWN_KINDS = (
     "violation.excused",
     "enforcement.notice",
     "enforcement.action",
+    "enforcement.lapsed",  # issue 9: a notice lapsed
+    "enforcement.lifted",  # issue 9: a throttle ended
     "adjustment",
     "statement",
 )

@@ -74,34 +74,56 @@ def _violation(record: Mapping[str, Any], tenant: str) -> tuple[str, list[str]]:
     ]
 
 
+def _strike_lines(record: Mapping[str, Any], cited: Mapping[str, Mapping[str, Any]]) -> str:
+    """The strikes of an enforcement step: from the record's own ``metrics`` when it carries
+    them (issue 9), else from the cited violations the notifier has seen, else by id."""
+    own = [m for m in record.get("metrics", []) if isinstance(m, Mapping)]
+    if own:
+        lines = [f"- {_violation_line({'status': 'exceeded', **m})}" for m in own]
+        return "Exceeded limits (the strikes):\n" + "\n".join(lines)
+    strikes = [s for s in record.get("strikes", []) if isinstance(s, str)]
+    lines = [f"- {_violation_line(cited[s])}" for s in strikes if s in cited]
+    unseen = [s for s in strikes if s not in cited]
+    if unseen:
+        lines.append(
+            f"- {len(unseen)} more exceeded period(s) (violation ids {', '.join(unseen)}), "
+            "sent to you as violation notices"
+        )
+    return "Exceeded limits (the strikes):\n" + "\n".join(lines)
+
+
 def _enforcement(
     record: Mapping[str, Any], tenant: str, cited: Mapping[str, Mapping[str, Any]]
 ) -> tuple[str, list[str]]:
-    action = str(record.get("action"))
+    action, step = str(record.get("action")), record.get("kind")
     follows = _ACTIONS.get(action, action)
-    strikes = [s for s in record.get("strikes", []) if isinstance(s, str)]
-    known = [cited[s] for s in strikes if s in cited]
-    lines = [f"- {_violation_line(v)}" for v in known]
-    missing = len(strikes) - len(known)
-    if missing:
-        lines.append(
-            f"- {missing} more exceeded period(s) (violation ids "
-            f"{', '.join(s for s in strikes if s not in cited)}), sent to you as violation notices"
-        )
-    exceeded = "Exceeded limits (the strikes):\n" + "\n".join(lines)
-    if record.get("kind") == "notice":
-        return f"Advance notice: {action} for {tenant} from {_when(record.get('effective_at'))}", [
+    effective = _when(record.get("effective_at"))
+    if step == "notice":
+        return f"Advance notice: {action} for {tenant} from {effective}", [
             f"This is the electronic advance notice of the Fair Usage Policy for {tenant}: usage "
             f"exceeded its limits repeatedly, most recently at {_when(record.get('ts'))}.",
-            exceeded,
-            f"What follows: if usage exceeds a limit again on or after "
-            f"{_when(record.get('effective_at'))}, {follows} from that moment.",
+            _strike_lines(record, cited),
+            f"What follows: if usage exceeds a limit again on or after {effective}, {follows} "
+            "from that moment.",
         ]
-    return f"Fair usage action: {action} for {tenant} from {_when(record.get('effective_at'))}", [
+    if step == "lapsed":
+        return f"Fair usage: the advance notice to {tenant} has lapsed", [
+            f"No limit was exceeded again in time: the advance notice of {action} to {tenant} "
+            f"lapsed at {_when(record.get('ts'))}. Earlier excess no longer counts.",
+            "Nothing follows.",
+        ]
+    if step == "lifted":
+        return f"Fair usage: {action} of {tenant} lifted", [
+            f"The {action} of {tenant} was lifted at {_when(record.get('ts'))}.",
+            "Nothing follows: the service runs as usual.",
+        ]
+    until = record.get("until")
+    ends = f" until {_when(until)}" if isinstance(until, int) else ""
+    return f"Fair usage action: {action} for {tenant} from {effective}", [
         f"After the advance notice, usage of {tenant} exceeded its limits again at "
         f"{_when(record.get('ts'))}.",
-        exceeded,
-        f"What follows: from {_when(record.get('effective_at'))}, {follows}.",
+        _strike_lines(record, cited),
+        f"What follows: from {effective}{ends}, {follows}.",
     ]
 
 

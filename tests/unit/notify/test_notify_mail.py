@@ -51,3 +51,20 @@ def test_an_exceeded_violation_and_an_action_read_as_such() -> None:
                       recipient="a@b.example", prior_notice=PRIOR,
                       cited={"v1": STRIKE.to_dict()}, record_id="a1")  # fmt: skip
     assert "from 2026-11-22 00:00 UTC, charges apply to the excess usage" in _parts(message)[0]
+
+
+def test_strikes_and_the_end_of_a_throttle_come_from_the_record_when_it_carries_them() -> None:
+    action = {
+        **Enforcement("a1", "acme", "action", "throttle", T0, T0, ("v9",)).to_dict(),
+        "until": T0 + 7 * DAY,
+        "metrics": [
+            {"metric": "video_hours", "period": "2026-11", "observed": 120.25, "limit": 110.0,
+             "unit": "hours", "excess": 10.25, "seats": 2, "ts": T0},
+        ],
+    }  # fmt: skip
+    message = compose(action, "enforcement.action", sender="f@x.example", recipient="a@b.example",
+                      prior_notice=PRIOR, cited={}, record_id="a1")  # fmt: skip
+    plain = _parts(message)[0]
+    assert "video recording hours in 2026-11: 120.25 hours observed against a limit of 110" in plain
+    assert "until 2026-11-09 00:00 UTC, the service is throttled down" in plain
+    assert "v9" not in plain
