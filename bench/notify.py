@@ -91,7 +91,7 @@ async def _run(kafka: KafkaSettings, records: int, targets: int, samples: int, t
         while not notifier.assigned:
             await asyncio.sleep(0.05)
         tag = uuid.uuid4().hex[:6]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         futures = [
             await producer.send(topic, _violation(i, tag).to_json(), key=f"t{i % 50}".encode())
             for i in range(records)
@@ -99,11 +99,13 @@ async def _run(kafka: KafkaSettings, records: int, targets: int, samples: int, t
         await asyncio.gather(*futures)
         while notifier.delivered < records * targets:
             await asyncio.sleep(0.01)
-        elapsed = time.perf_counter() - started
-        rate = records * targets / elapsed
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        count = records * targets
         print(
-            f"throughput, {targets} target(s): {records * targets} deliveries in {elapsed:.1f} s "
-            f"= {rate:,.0f} deliveries/s (produced meanwhile)"
+            f"throughput, {targets} target(s): {count} deliveries in {elapsed:.1f} s "
+            f"= {count / elapsed:,.0f} deliveries/s (produced meanwhile); CPU of this process "
+            f"{cpu * 1000 / count:.2f} ms per delivery = {count / cpu:,.0f} deliveries per "
+            f"CPU-second (notifier, receiver and producer)"
         )
         if samples:
             receiver.delays_ms.clear()
