@@ -288,92 +288,65 @@ class Notifier:
         )  # fmt: skip
         self.known[delivery.key] = final
 
-    async def _deliver(self, partition: int, delivery: Delivery) -> None:
-        """Attempt ``delivery`` until it is delivered, dead-lettered or unsubscribed."""
-        assert self._producer is not None
-        while True:
+    async def _deliver(self, partition: int, delivery: Delivery | None) -> None:
+        """Attempt ``delivery`` until it is delivered, dead-lettered or unsubscribed. A failing
+        write to Kafka does not end it: the step is tried again (at least once)."""
+        while delivery is not None:
             wait_ms = delivery.due_at - _now_ms()
             if wait_ms > 0:
                 await asyncio.sleep(wait_ms / 1000)
-            if not self.subscriptions.current.has_target(delivery.target):
-                await self._log(
-                    delivery,
-                    outcome="cancelled",
-                    status="",
-                    latency_ms=0.0,
-                    error="target no longer subscribed",
-                    gave_up=False,
-                )
-                await self._finish(partition, delivery, "cancelled")
-                return
-            async with self._slot(delivery.target):
-                started = time.perf_counter()
-                ok, status, error, permanent = await self._attempt(delivery)
-                latency_ms = (time.perf_counter() - started) * 1000
-            now = _now_ms()
-            channel = delivery.channel
-            self.metrics.attempts.labels(channel, "delivered" if ok else "failed").inc()
-            if ok:
-                self.metrics.latency.labels(channel).observe(
-                    max(0.0, (now - delivery.published_at) / 1000)
-                )
-                await self._log(
-                    delivery,
-                    outcome="delivered",
-                    status=status,
-                    latency_ms=latency_ms,
-                    error="",
-                    gave_up=False,
-                )
-                await self._finish(partition, delivery, "delivered")
-                self.delivered += 1
-                return
-            first = delivery.first_attempt_at or now
-            retry_at = now + int(retry.next_delay_s(self.config, delivery.attempts + 1) * 1000)
-            gave_up = permanent or retry.gives_up(self.config, first, retry_at)
-            await self._log(
-                delivery,
-                outcome="failed",
-                status=status,
-                latency_ms=latency_ms,
-                error=error,
-                gave_up=gave_up,
+            try:
+                delivery = await self._step(partition, delivery)
+            except KafkaError as exc:
+                log.warning("delivery %s: Kafka write failed (%r); again in 5 s", delivery.key, exc)
+                await asyncio.sleep(5)
+
+    async def _step(self, partition: int, delivery: Delivery) -> Delivery | None:
+        """One attempt and its records; the delivery's next state, or None when it is over."""
+        assert self._producer is not None
+        if not self.subscriptions.current.has_target(delivery.target):
+            await self._log(delivery, outcome="cancelled", status="", latency_ms=0.0,
+                            error="target no longer subscribed", gave_up=False)  # fmt: skip
+            await self._finish(partition, delivery, "cancelled")
+            return None
+        async with self._slot(delivery.target):
+            started = time.perf_counter()
+            ok, status, error, permanent = await self._attempt(delivery)
+            latency_ms = (time.perf_counter() - started) * 1000
+        now, channel = _now_ms(), delivery.channel
+        self.metrics.attempts.labels(channel, "delivered" if ok else "failed").inc()
+        if ok:
+            self.metrics.latency.labels(channel).observe(
+                max(0.0, (now - delivery.published_at) / 1000)
             )
-            if gave_up:
-                dead = replace(
-                    delivery,
-                    attempts=delivery.attempts + 1,
-                    first_attempt_at=first,
-                    last_error=error,
-                )
-                await self._producer.send_and_wait(
-                    self.dead_topic,
-                    dead_letter_json(dead, error, now),
-                    key=delivery.tenant_id.encode(),
-                )
-                self.metrics.dead_lettered.labels(channel).inc()
-                log.warning(
-                    "delivery of %s %s to %s %s dead-lettered after %d attempts: %s",
-                    delivery.kind,
-                    delivery.record_id,
-                    channel,
-                    delivery.address,
-                    dead.attempts,
-                    error,
-                )
-                await self._finish(partition, delivery, "dead_lettered")
-                return
-            delivery = replace(
-                delivery,
-                attempts=delivery.attempts + 1,
-                first_attempt_at=first,
-                due_at=retry_at,
-                last_error=error,
-            )
+            await self._log(delivery, outcome="delivered", status=status, latency_ms=latency_ms,
+                            error="", gave_up=False)  # fmt: skip
+            await self._finish(partition, delivery, "delivered")
+            self.delivered += 1
+            return None
+        first = delivery.first_attempt_at or now
+        retry_at = now + int(retry.next_delay_s(self.config, delivery.attempts + 1) * 1000)
+        gave_up = permanent or retry.gives_up(self.config, first, retry_at)
+        await self._log(delivery, outcome="failed", status=status, latency_ms=latency_ms,
+                        error=error, gave_up=gave_up)  # fmt: skip
+        following = replace(delivery, attempts=delivery.attempts + 1, first_attempt_at=first,
+                            due_at=retry_at, last_error=error)  # fmt: skip
+        if gave_up:
             await self._producer.send_and_wait(
-                self.state_topic, delivery.to_json(), key=delivery.key.encode(),
-                partition=partition,
+                self.dead_topic, dead_letter_json(following, error, now),
+                key=delivery.tenant_id.encode(),
             )  # fmt: skip
+            self.metrics.dead_lettered.labels(channel).inc()
+            log.warning(
+                "delivery of %s %s to %s %s dead-lettered after %d attempts: %s", delivery.kind,
+                delivery.record_id, channel, delivery.address, following.attempts, error,
+            )  # fmt: skip
+            await self._finish(partition, delivery, "dead_lettered")
+            return None
+        await self._producer.send_and_wait(
+            self.state_topic, following.to_json(), key=delivery.key.encode(), partition=partition
+        )
+        return following
 
     # -- the loop ---------------------------------------------------------------------------
     async def _check_topics(self) -> None:
