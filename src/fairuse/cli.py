@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fairuse.stream.cli",
     "fairuse.warehouse.cli",
     "fairuse.notify.cli",
+    "fairuse.ingest.cli",
 )
 
 

@@ -191,6 +191,36 @@ def _notify_settings(env: Mapping[str, str]) -> NotifySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """``fairuse ingest``, the HTTP front door (``FAIRUSE_INGEST_*``); see docs/recorder.md."""
+
+    host: str = "127.0.0.1"
+    port: int = 8088
+    tokens: str | None = field(default=None, repr=False)  # "token=tenant-a,tenant-b;token2=*"
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_events: int = 10_000  # per request
+    rate_events_per_s: int = 50_000  # per token; the burst is one second's worth or max_events
+    broker_timeout_ms: int = 10_000  # an event not acknowledged within this answers 503
+    retry_after_s: int = 5  # Retry-After of a 503 while the broker is away
+
+
+_INGEST_ENV = {f.name: f"FAIRUSE_INGEST_{f.name.upper()}" for f in fields(IngestSettings)}
+
+
+def _ingest_settings(env: Mapping[str, str]) -> IngestSettings:
+    defaults = IngestSettings()
+    values = {
+        attr: _coerce(var, env[var], getattr(defaults, attr))
+        for attr, var in _INGEST_ENV.items()
+        if env.get(var)
+    }
+    ingest = IngestSettings(**values)  # type: ignore[arg-type]
+    if not 1 <= ingest.port <= 65535:
+        raise ConfigError(f"FAIRUSE_INGEST_PORT is out of range: {ingest.port}")
+    return ingest
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """All of fairuse's configuration."""
 
@@ -201,6 +231,7 @@ class Settings:
     warehouse_dsn: str | None = None
     warehouse: WarehouseSettings = field(default_factory=WarehouseSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
 
     @property
     def resolved_warehouse_dsn(self) -> str:
@@ -260,4 +291,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         warehouse_dsn=env.get("FAIRUSE_WAREHOUSE_DSN") or None,
         warehouse=_warehouse_settings(env),
         notify=_notify_settings(env),
+        ingest=_ingest_settings(env),
     )

@@ -100,18 +100,18 @@ class RecorderClient:
         self.spool: Spool | None = None
         self._forwarder: SpoolForwarder | None = None
         self.sent = 0
-        self._delivered = 0
-        self._failed = 0
+        self._delivered_count = 0
+        self._failed_count = 0
 
     @property
     def delivered(self) -> int:
         """Records acknowledged by the broker (with a spool: delivered from the spool)."""
-        return self._forwarder.delivered if self._forwarder else self._delivered
+        return self._forwarder.delivered if self._forwarder else self._delivered_count
 
     @property
     def failed(self) -> int:
         """Records not delivered (with a spool: failed attempts, retried from the spool)."""
-        return self._forwarder.failed if self._forwarder else self._failed
+        return self._forwarder.failed if self._forwarder else self._failed_count
 
     @property
     def spooled_bytes(self) -> int:
@@ -231,7 +231,7 @@ class RecorderClient:
         except (KafkaError, OSError) as exc:
             for _ in range(size):
                 room.release()
-            self._failed += size
+            self._failed_count += size
             raise BrokerError(f"recorder client could not queue a batch: {exc!r}") from exc
         self.sent += size
         self._pending.add(delivery)
@@ -249,7 +249,7 @@ class RecorderClient:
             delivery = await producer.send(self.topic, payload, key=key)
         except (KafkaError, OSError) as exc:
             room.release()
-            self._failed += 1
+            self._failed_count += 1
             raise BrokerError(f"recorder client could not queue a record: {exc!r}") from exc
         except BaseException:
             room.release()
@@ -264,13 +264,13 @@ class RecorderClient:
             for _ in range(records):
                 self._room.release()
         if delivery.cancelled():
-            self._failed += records
+            self._failed_count += records
             self._error = self._error or asyncio.CancelledError("delivery cancelled")
         elif delivery.exception() is not None:
-            self._failed += records
+            self._failed_count += records
             self._error = self._error or delivery.exception()
         else:
-            self._delivered += records
+            self._delivered_count += records
 
     async def _spool_many(self, records: Iterable[tuple[bytes, bytes]]) -> None:
         chunk: list[tuple[bytes, bytes]] = []

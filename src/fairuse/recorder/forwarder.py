@@ -37,6 +37,7 @@ class SpoolForwarder:
         self.delivered = 0
         self.failed = 0
         self.last_error: str | None = None
+        self.crashed: BaseException | None = None
         self._client: RecorderClient | None = None
         self._wake = asyncio.Event()
         self._progress = asyncio.Condition()
@@ -54,9 +55,15 @@ class SpoolForwarder:
         self._wake.set()
 
     async def wait_until(self, condition: Callable[[], bool]) -> None:
-        """Wait until ``condition()`` holds; it is checked after each acknowledged batch."""
+        """Wait until ``condition()`` holds (checked after each acknowledged batch).
+
+        Raises BrokerError if delivery stopped on an unexpected error (a bug or a spool file
+        that cannot be read): the spool is kept, waiting would be forever.
+        """
         async with self._progress:
-            await self._progress.wait_for(condition)
+            await self._progress.wait_for(lambda: self.crashed is not None or condition())
+        if self.crashed is not None:
+            raise BrokerError(f"spool delivery stopped: {self.crashed!r}") from self.crashed
 
     async def stop(self) -> None:
         """Stop delivering; what is not acknowledged stays in the spool."""
@@ -74,6 +81,15 @@ class SpoolForwarder:
             self.spool.sync()
 
     async def _deliver(self) -> None:
+        try:
+            await self._deliver_forever()
+        except Exception as exc:
+            log.exception("spool %s: delivery stopped", self._label)
+            self.crashed = exc
+            async with self._progress:
+                self._progress.notify_all()
+
+    async def _deliver_forever(self) -> None:
         backoff = 0.1
         while True:
             batch = self.spool.read_batch()

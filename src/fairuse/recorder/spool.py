@@ -137,17 +137,19 @@ def encode_record(key: bytes, payload: bytes, spooled_at_ms: int) -> bytes:
     return _HEAD.pack(len(body), zlib.crc32(body)) + body
 
 
-def decode_records(data: bytes, offset: int = 0) -> tuple[list[SpoolRecord], int, str | None]:
-    """Decode records from ``data[offset:]``.
+def decode_records(
+    data: bytes, offset: int = 0, limit: int | None = None
+) -> tuple[list[SpoolRecord], int, str | None]:
+    """Decode records from ``data[offset:]`` (at most ``limit`` of them).
 
     Returns the records, the offset just after the last intact one, and why decoding stopped
-    before the end of ``data`` (``None`` if it reached the end exactly).
+    before the end of ``data`` (``None`` if it reached the end, or ``limit`` records).
     """
     records: list[SpoolRecord] = []
     end = len(data)
     view = memoryview(data)
     pos = offset
-    while pos < end:
+    while pos < end and (limit is None or len(records) < limit):
         if end - pos < _HEAD.size:
             return records, pos, f"truncated record header ({end - pos} bytes)"
         length, crc = _HEAD.unpack_from(data, pos)
@@ -317,10 +319,7 @@ class Spool:
                 length = _HEAD.unpack_from(data)[0]
                 if _HEAD.size + length > len(data):  # a record larger than batch_bytes
                     data += f.read(_HEAD.size + length - len(data))
-        records, end, _partial = decode_records(data)
-        if len(records) > self.options.batch_records:
-            records = records[: self.options.batch_records]
-            end = sum(_HEAD.size + _BODY.size + len(r.key) + len(r.payload) for r in records)
+        records, end, _partial = decode_records(data, limit=self.options.batch_records)
         if not records:
             raise OSError(f"spool segment {segment.path} unreadable at offset {segment.acked}")
         return Batch(records, segment.sequence, segment.acked, segment.acked + end)
