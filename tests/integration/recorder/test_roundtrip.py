@@ -12,12 +12,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from recorder_support import read_back
 
 from fairuse.cli import main
 from fairuse.recorder.client import ProducerTuning, RecorderClient
 from fairuse.recorder.simulator import DAY_MS, Emission, FleetConfig, simulate
 from fairuse.settings import KafkaSettings
+from recorder_support import read_back
 
 CONFIG = FleetConfig(seed=21, tenants=6, duration_ms=DAY_MS, fault_rate=0.005)
 

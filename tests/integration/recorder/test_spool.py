@@ -16,13 +16,6 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
-from recorder_support import (
-    ledger_output,
-    ndjson_lines,
-    per_tenant_first_copies,
-    read_back,
-    stored,
-)
 
 from fairuse.recorder.cli import bounded
 from fairuse.recorder.client import RecorderClient
@@ -31,6 +24,13 @@ from fairuse.recorder.spool import Spool, SpoolOptions
 from fairuse.settings import KafkaSettings
 from fairuse.topics import create_topics
 from kafka_support import BrokerScripts
+from recorder_support import (
+    ledger_output,
+    ndjson_lines,
+    per_tenant_first_copies,
+    read_back,
+    stored,
+)
 
 OUTAGE_S = 60
 
