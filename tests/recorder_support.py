@@ -41,6 +41,22 @@ async def read_back(settings: KafkaSettings, timeout_s: float = 120) -> list[tup
         await consumer.stop()
 
 
+def record_count(settings: KafkaSettings) -> int:
+    """How many records the events topic holds (the sum of its end offsets)."""
+
+    async def run() -> int:
+        consumer = AIOKafkaConsumer(**client_kwargs(settings))
+        await consumer.start()
+        try:
+            topic = settings.topic("events")
+            partitions = [TopicPartition(topic, p) for p in range(settings.events_partitions)]
+            return sum((await consumer.end_offsets(partitions)).values())
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
+
+
 def stored(settings: KafkaSettings) -> list[tuple[bytes, bytes]]:
     """:func:`read_back`, from synchronous code."""
     return asyncio.run(read_back(settings))

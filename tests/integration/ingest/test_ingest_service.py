@@ -25,7 +25,13 @@ from fairuse.ingest.gateway import BrokerGateway
 from fairuse.settings import IngestSettings, KafkaSettings
 from fairuse.topics import create_topics
 from kafka_support import BrokerScripts, free_port_pair
-from recorder_support import ledger_output, ndjson_lines, per_tenant_first_copies, stored
+from recorder_support import (
+    ledger_output,
+    ndjson_lines,
+    per_tenant_first_copies,
+    record_count,
+    stored,
+)
 
 TOKEN = "gw-secret"
 SETTINGS = IngestSettings(tokens=f"{TOKEN}=acme,globex;admin=*", broker_timeout_ms=5000)
@@ -249,7 +255,7 @@ def test_a_month_over_http_with_ingest_sigkilled_mid_request_equals_replay(
     )
     try:
         deadline = time.monotonic() + 300
-        while len(stored(kafka_settings)) < len(sent) // 4:  # a quarter is in
+        while record_count(kafka_settings) < len(sent) // 4:  # a quarter is in
             assert sender.poll() is None, sender.stderr.read() if sender.stderr else ""
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
