@@ -194,6 +194,7 @@ def test_probes_metrics_and_the_openapi_document(kafka_settings: KafkaSettings) 
 def test_a_broker_outage_answers_503_storing_nothing_then_202_once_it_is_back(
     broker_scripts: BrokerScripts,
 ) -> None:
+    broker_scripts.env["KAFKA_START_TIMEOUT_S"] = "300"  # restarts on a busy machine
     assert broker_scripts.run("start").returncode == 0
     kafka = KafkaSettings(bootstrap=broker_scripts.bootstrap, topic_prefix="ingest.")
     create_topics(kafka)
@@ -206,7 +207,8 @@ def test_a_broker_outage_answers_503_storing_nothing_then_202_once_it_is_back(
         down = await post(session, base, events, "application/x-ndjson")
         async with session.get(f"{base}/readyz") as response:
             not_ready = response.status
-        assert (await asyncio.to_thread(broker_scripts.run, "start")).returncode == 0
+        restarted = await asyncio.to_thread(broker_scripts.run, "start", 400)
+        assert restarted.returncode == 0, restarted.stderr
         nothing = await asyncio.to_thread(stored, kafka)
         await until_ready(session, base)
         up = await post(session, base, events, "application/x-ndjson")

@@ -44,7 +44,8 @@ async def until(condition, timeout_s: float, what: str) -> None:  # type: ignore
 
 
 def start_private_broker(scripts: BrokerScripts) -> KafkaSettings:
-    started = scripts.run("start")
+    scripts.env["KAFKA_START_TIMEOUT_S"] = "300"  # restarts on a busy machine
+    started = scripts.run("start", 400)
     assert started.returncode == 0, started.stderr
     kafka = KafkaSettings(bootstrap=scripts.bootstrap, topic_prefix="spool.")
     create_topics(kafka)
@@ -72,7 +73,7 @@ def test_a_60s_broker_outage_loses_nothing_and_keeps_each_tenants_order(
             await until(lambda: client.failed > 0, 120, "a failed delivery attempt")
             assert client.spooled_bytes > 0 and client.oldest_spooled_age_s > 0
             await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped_at)))  # outage
-            restarted = await asyncio.to_thread(broker_scripts.run, "start")
+            restarted = await asyncio.to_thread(broker_scripts.run, "start", 400)
             assert restarted.returncode == 0, restarted.stderr
             await asyncio.wait_for(client.flush(), 600)
             assert client.spooled_bytes == 0
@@ -116,7 +117,8 @@ def test_a_client_sigkilled_in_an_outage_resumes_from_its_spool_and_the_ledger_a
         time.sleep(0.2)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    assert broker_scripts.run("start").returncode == 0
+    restarted = broker_scripts.run("start", 400)
+    assert restarted.returncode == 0, restarted.stderr
     rerun = subprocess.run(
         simulate_command(spool), env=env, capture_output=True, text=True, timeout=900
     )
