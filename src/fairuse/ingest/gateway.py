@@ -1,9 +1,12 @@
 """The ingest service's producer: idempotent, ``acks="all"``, replaced after a failure.
 
 ``produce`` returns only once the broker acknowledged every record, and raises
-:class:`BrokerUnavailable` otherwise (not started yet, broker away, timeout). After a failed
-delivery the producer is stopped and a new one started in the background (a fresh producer id,
-so sequence numbers of expired batches cannot wedge it); until it is up, ``produce`` fails fast.
+:class:`BrokerUnavailable` otherwise (not started yet, broker away, timeout). The idempotent
+producer never expires a batch by itself (it retries until the broker takes it), so on a timeout
+the gateway abandons the producer: its pending batches are failed, so they are not delivered
+later behind the caller's back (a request answered 503 was not stored, unless the broker had
+already taken it and only the answer was lost), and a new producer (a fresh producer id) is
+started in the background; until it is up, ``produce`` fails fast.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from fairuse.errors import BrokerError
-from fairuse.recorder.client import ProducerTuning, producer_config
+from fairuse.recorder.client import ProducerTuning, abandon, producer_config
 from fairuse.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -69,7 +72,7 @@ class BrokerGateway:
             self._producer = producer
             await self._broken.wait()
             self._producer = None
-            with contextlib.suppress(KafkaError, OSError):
+            with contextlib.suppress(KafkaError, OSError, BrokerError):
                 await producer.stop()
 
     async def produce(self, records: list[tuple[bytes, bytes]]) -> None:
@@ -83,12 +86,18 @@ class BrokerGateway:
                     await producer.send(self.topic, payload, key=key) for key, payload in records
                 ]
                 await asyncio.gather(*deliveries)
-        except (KafkaError, OSError, TimeoutError) as exc:
-            self.last_error = f"Kafka did not acknowledge: {exc!r}"
+        except (KafkaError, OSError, TimeoutError, BrokerError) as exc:
             if self._producer is producer:
+                self.last_error = f"Kafka did not acknowledge: {exc!r}"
                 log.warning("ingest: %s; restarting the producer", self.last_error)
-                self._broken.set()
+                self._abandon(producer)
             raise BrokerUnavailable(self.last_error) from exc
+
+    def _abandon(self, producer: AIOKafkaProducer) -> None:
+        """Fail every batch ``producer`` holds, so its stop() cannot deliver them later."""
+        self._producer = None
+        abandon(producer, BrokerUnavailable(self.last_error))
+        self._broken.set()
 
     async def ready(self) -> tuple[bool, str]:
         """``(ready, why)``: a producer is up and the cluster answers a metadata request."""

@@ -38,7 +38,14 @@ from fairuse.recorder.forwarder import SpoolForwarder
 from fairuse.recorder.spool import Spool, SpoolFullError, SpoolOptions
 from fairuse.settings import KafkaSettings
 
-__all__ = ["ProducerTuning", "RecorderClient", "SpoolFullError", "SpoolOptions", "producer_config"]
+__all__ = [
+    "ProducerTuning",
+    "RecorderClient",
+    "SpoolFullError",
+    "SpoolOptions",
+    "abandon",
+    "producer_config",
+]
 
 _SPOOL_CHUNK_RECORDS = 1000  # records spooled per write by send_many*
 _SPOOL_CHUNK_BYTES = 1024 * 1024
@@ -56,6 +63,16 @@ class ProducerTuning:
     max_in_flight: int = 50_000
     request_timeout_ms: int = 30_000
     client_id: str = "fairuse-recorder"
+
+
+def abandon(producer: AIOKafkaProducer, error: BaseException) -> None:
+    """Fail every batch ``producer`` still holds, so stopping it cannot deliver them later.
+
+    The idempotent producer never expires a batch (it retries until the broker takes it), and
+    ``stop()`` waits for them all; aiokafka has no public abort, and failing the accumulator's
+    batches is what it does itself on a fatal error (later sends on the producer raise too).
+    """
+    producer._message_accumulator.fail_all(error)
 
 
 def producer_config(settings: KafkaSettings, tuning: ProducerTuning) -> dict[str, Any]:
@@ -345,6 +362,18 @@ class RecorderClient:
             await self._producer.stop()
             self._producer = None
             self._room = None
+
+    async def abort(self) -> None:
+        """Disconnect at once: records not yet acknowledged fail and are never delivered."""
+        if self._producer is None:
+            return
+        abandon(self._producer, BrokerError("recorder client aborted"))
+        try:
+            await self._producer.stop()
+        finally:
+            self._producer = None
+            self._room = None
+            self._error = None
 
     def _started(self) -> tuple[asyncio.Semaphore, AIOKafkaProducer]:
         if self._producer is None or self._room is None:

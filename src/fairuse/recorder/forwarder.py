@@ -2,8 +2,9 @@
 
 One batch at a time: the batch's records go out through a plain (spool-less) recorder client
 (idempotent producer, ``acks="all"``) and the spool acknowledges them only once the broker did.
-A failed batch stays spooled and is sent again after a backoff on a fresh producer, so a tenant's
-records reach its partition in spool order (a retried batch may repeat records the broker already
+A failed batch (or one not acknowledged within ``delivery_timeout_s``: the idempotent producer
+itself never gives up) stays spooled, its producer is abandoned, and it is sent again after a
+backoff on a fresh producer, so a tenant's records reach its partition in spool order (a retried batch may repeat records the broker already
 had: same bytes, same ``event_id``, which the ledger drops as duplicates).
 """
 
@@ -98,10 +99,11 @@ class SpoolForwarder:
                 await self._wake.wait()
                 continue
             try:
-                client = await self._connected()
-                await client.send_many_raw((r.key, r.payload) for r in batch.records)
-                await client.flush()
-            except BrokerError as exc:
+                async with asyncio.timeout(self.spool.options.delivery_timeout_s):
+                    client = await self._connected()
+                    await client.send_many_raw((r.key, r.payload) for r in batch.records)
+                    await client.flush()
+            except (BrokerError, TimeoutError) as exc:
                 self._failed(len(batch.records), exc)
                 await self._disconnect()
                 await asyncio.sleep(backoff)
@@ -117,7 +119,7 @@ class SpoolForwarder:
             async with self._progress:
                 self._progress.notify_all()
 
-    def _failed(self, records: int, exc: BrokerError) -> None:
+    def _failed(self, records: int, exc: Exception) -> None:
         self.failed += records
         SPOOL_FAILED.labels(self._label).inc(records)
         if self.last_error is None:
@@ -126,9 +128,9 @@ class SpoolForwarder:
                 "retried",
                 self._label,
                 self.settings.bootstrap,
-                exc,
+                exc or "not acknowledged in time",
             )
-        self.last_error = str(exc)
+        self.last_error = str(exc) or "not acknowledged in time"
 
     async def _connected(self) -> RecorderClient:
         if self._client is None:
@@ -138,7 +140,8 @@ class SpoolForwarder:
         return self._client
 
     async def _disconnect(self) -> None:
+        """Drop the producer without delivering what it holds (the spool still has it)."""
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(BrokerError):
-                await client.close(flush=False)
+                await client.abort()

@@ -97,6 +97,7 @@ class SpoolOptions:
     batch_records: int = 20_000
     batch_bytes: int = 4 * 1024**2
     retry_backoff_max_s: float = 5.0
+    delivery_timeout_s: float = 30.0  # a batch not acknowledged by then is abandoned and retried
 
     def __post_init__(self) -> None:
         if self.segment_bytes > self.max_bytes:
