@@ -4,8 +4,9 @@ One batch at a time: the batch's records go out through a plain (spool-less) rec
 (idempotent producer, ``acks="all"``) and the spool acknowledges them only once the broker did.
 A failed batch (or one not acknowledged within ``delivery_timeout_s``: the idempotent producer
 itself never gives up) stays spooled, its producer is abandoned, and it is sent again after a
-backoff on a fresh producer, so a tenant's records reach its partition in spool order (a retried batch may repeat records the broker already
-had: same bytes, same ``event_id``, which the ledger drops as duplicates).
+backoff on a fresh producer, so a tenant's records reach its partition in spool order (a retried
+batch may repeat records the broker already had: same bytes, same ``event_id``, which the ledger
+drops as duplicates).
 """
 
 from __future__ import annotations
