@@ -73,7 +73,7 @@ class BrokerGateway:
             await self._broken.wait()
             self._producer = None
             with contextlib.suppress(KafkaError, OSError, BrokerError):
-                await producer.stop()
+                await abandon(producer, BrokerUnavailable(self.last_error))
 
     async def produce(self, records: list[tuple[bytes, bytes]]) -> None:
         """Send ``(key, payload)`` records in order; return once all are acknowledged."""
@@ -90,14 +90,9 @@ class BrokerGateway:
             if self._producer is producer:
                 self.last_error = f"Kafka did not acknowledge: {exc!r}"
                 log.warning("ingest: %s; restarting the producer", self.last_error)
-                self._abandon(producer)
+                self._producer = None
+                self._broken.set()  # the keeper abandons it and starts a new one
             raise BrokerUnavailable(self.last_error) from exc
-
-    def _abandon(self, producer: AIOKafkaProducer) -> None:
-        """Fail every batch ``producer`` holds, so its stop() cannot deliver them later."""
-        self._producer = None
-        abandon(producer, BrokerUnavailable(self.last_error))
-        self._broken.set()
 
     async def ready(self) -> tuple[bool, str]:
         """``(ready, why)``: a producer is up and the cluster answers a metadata request."""
@@ -112,12 +107,13 @@ class BrokerGateway:
         return (True, "ok") if answered else (False, "Kafka does not answer a metadata request")
 
     async def stop(self) -> None:
-        """Stop connecting and close the producer (flushing what it holds)."""
+        """Stop connecting and close the producer (requests are answered by then: aiohttp waits
+        for them before cleanup; anything it still holds belongs to a request answered 503)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         producer, self._producer = self._producer, None
         if producer is not None:
-            with contextlib.suppress(KafkaError, OSError):
-                await producer.stop()
+            with contextlib.suppress(KafkaError, OSError, BrokerError):
+                await abandon(producer, BrokerUnavailable("ingest is stopping"))

@@ -65,14 +65,18 @@ class ProducerTuning:
     client_id: str = "fairuse-recorder"
 
 
-def abandon(producer: AIOKafkaProducer, error: BaseException) -> None:
-    """Fail every batch ``producer`` still holds, so stopping it cannot deliver them later.
+async def abandon(producer: AIOKafkaProducer, error: BaseException) -> None:
+    """Stop ``producer`` without delivering the batches it still holds: they fail with ``error``.
 
-    The idempotent producer never expires a batch (it retries until the broker takes it), and
-    ``stop()`` waits for them all; aiokafka has no public abort, and failing the accumulator's
-    batches is what it does itself on a fatal error (later sends on the producer raise too).
+    The idempotent producer never expires a batch (it retries until the broker takes it) and
+    ``stop()`` waits for every one. aiokafka has no public abort, so: stop its sender task (as
+    ``stop()`` does; requests in flight finish), fail what is left in the accumulator (as aiokafka
+    does itself when the sender dies), then ``stop()``, which has nothing left to wait for.
     """
+    if producer._sender is not None:
+        await producer._sender.close()
     producer._message_accumulator.fail_all(error)
+    await producer.stop()
 
 
 def producer_config(settings: KafkaSettings, tuning: ProducerTuning) -> dict[str, Any]:
@@ -367,9 +371,8 @@ class RecorderClient:
         """Disconnect at once: records not yet acknowledged fail and are never delivered."""
         if self._producer is None:
             return
-        abandon(self._producer, BrokerError("recorder client aborted"))
         try:
-            await self._producer.stop()
+            await abandon(self._producer, BrokerError("recorder client aborted"))
         finally:
             self._producer = None
             self._room = None
