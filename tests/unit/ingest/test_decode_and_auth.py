@@ -102,3 +102,23 @@ def test_the_rate_limiter_refills_and_says_how_long_to_wait() -> None:
     now[0] = 0.5
     assert limiter.take("a", 50) == 0.0
     assert limiter.take("a", 1000) == pytest.approx(1.0)  # never more than a full bucket's wait
+
+
+def test_ingest_settings_come_from_the_environment() -> None:
+    from fairuse.settings import load_settings
+
+    env = {
+        "FAIRUSE_INGEST_PORT": "9000",
+        "FAIRUSE_INGEST_TOKENS": "t=acme",
+        "FAIRUSE_INGEST_MAX_EVENTS": "500",
+        "FAIRUSE_INGEST_RATE_EVENTS_PER_S": "10",
+    }
+    ingest = load_settings(env).ingest
+    assert (ingest.port, ingest.tokens, ingest.max_events, ingest.rate_events_per_s) == (
+        9000, "t=acme", 500, 10,
+    )  # fmt: skip
+    assert "t=acme" not in repr(ingest)  # tokens are secrets
+    with pytest.raises(ConfigError, match="FAIRUSE_INGEST_PORT"):
+        load_settings({"FAIRUSE_INGEST_PORT": "70000"})
+    with pytest.raises(ConfigError, match="FAIRUSE_INGEST_MAX_EVENTS"):
+        load_settings({"FAIRUSE_INGEST_MAX_EVENTS": "many"})
