@@ -101,7 +101,7 @@ async def http_stages(payloads: list[bytes], base: str, pid: int) -> None:
     async with aiohttp.ClientSession(headers=headers) as session:
         await until_ready(session, base)
         for batch in (1, 100, 1000):
-            count = min(len(payloads), 20_000 if batch == 1 else len(payloads))
+            count = min(len(payloads), 5_000 if batch == 1 else len(payloads))
             bodies = [
                 b"\n".join(payloads[i : i + batch]) for i in range(0, count, batch)
             ]  # fmt: skip
