@@ -8,12 +8,13 @@ Prints, on the same simulated events (a fresh ``bench-...`` topic prefix per run
 - ``http batch=N``: events/s through ``fairuse ingest`` (a subprocess) with N events per request
   and 4 requests in flight, and events/s per core of the service (its own CPU seconds, from
   /proc); every request is answered 202, i.e. acknowledged by the broker;
-- ``http latency``: p50/p99 request latency of batches of 100 at a steady rate;
+- ``http latency``: p50/p99 request latency of batches of 100 at a steady rate (half the request
+  rate the batch=100 stage sustained, so requests do not queue);
 - ``kafka direct`` vs ``kafka via spool``: the recorder client's ``send_many_raw`` + ``flush``
   without and with a spool (``spooled`` = until every ``send`` returned, ``delivered`` = until the
   spool is empty), in the same run;
 - ``drain``: a spool of ``--drain`` events written first, then the time a fresh client takes to
-  deliver it all.
+  deliver it all (``--drain 0`` skips it).
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ async def http_stages(payloads: list[bytes], base: str, pid: int) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"}
     async with aiohttp.ClientSession(headers=headers) as session:
         await until_ready(session, base)
+        capacity_rps = 1.0
         for batch in (1, 100, 1000):
             count = min(len(payloads), 5_000 if batch == 1 else len(payloads))
             bodies = [
@@ -110,13 +112,16 @@ async def http_stages(payloads: list[bytes], base: str, pid: int) -> None:
             cpu, wall = cpu_seconds(pid), time.perf_counter()
             await asyncio.gather(*(send_all(session, url, queue) for _ in range(4)))
             wall_s, cpu_s = time.perf_counter() - wall, cpu_seconds(pid) - cpu
+            if batch == 100:
+                capacity_rps = count / wall_s / 100
             print(
                 f"http batch={batch:<5} {count / wall_s:>10,.0f} events/s  "
                 f"{count / max(cpu_s, 1e-9):>10,.0f} events/s per core of the service  "
                 f"({count:,} events, {wall_s:.1f} s)",
                 flush=True,
             )
-        rate_rps, seconds = 20, 15
+        # Steady: half the batch=100 request rate this machine just sustained (never below 1/s).
+        rate_rps, seconds = max(1, round(capacity_rps / 2)), 15
         bodies = itertools.cycle(
             b"\n".join(payloads[i : i + 100]) for i in range(0, min(len(payloads), 10_000), 100)
         )
@@ -206,8 +211,9 @@ def main() -> int:
         service.wait()
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(spool_stages(settings, records, Path(tmp)))
-        fill_spool(Path(tmp) / "drain", records, args.drain)
-        asyncio.run(drain(settings, Path(tmp) / "drain", args.drain))
+        if args.drain:
+            fill_spool(Path(tmp) / "drain", records, args.drain)
+            asyncio.run(drain(settings, Path(tmp) / "drain", args.drain))
     return 0
 
 
