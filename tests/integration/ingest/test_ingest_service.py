@@ -151,7 +151,9 @@ def test_token_scope_unknown_tokens_and_an_all_forbidden_request(
 
 
 def test_limits_answer_413_and_429_with_what_to_do(kafka_settings: KafkaSettings) -> None:
-    settings = replace(SETTINGS, max_body_bytes=20_000, max_events=50, rate_events_per_s=60)
+    # 1 event/s and a bucket of one request (50 events): the second request comes long before
+    # the bucket could refill (50 s), however slow the machine.
+    settings = replace(SETTINGS, max_body_bytes=20_000, max_events=50, rate_events_per_s=1)
     batch = b"\n".join(encode_event(api_call(n)) for n in range(50))
     too_many = b"\n".join(encode_event(api_call(n)) for n in range(51))
     too_big = b"\n".join(encode_event(api_call(n)) for n in range(300))
@@ -161,7 +163,7 @@ def test_limits_answer_413_and_429_with_what_to_do(kafka_settings: KafkaSettings
             await post(session, base, too_big, "application/x-ndjson"),
             await post(session, base, too_many, "application/x-ndjson"),
             await post(session, base, batch, "application/x-ndjson"),
-            await post(session, base, batch, "application/x-ndjson"),  # 100 events > 60/s
+            await post(session, base, batch, "application/x-ndjson"),  # over the rate
         ]
 
     big, many, first, limited = with_service(kafka_settings, settings, body)
