@@ -293,10 +293,12 @@ def _tenant_table(app: faust.App, name: str, partitions: int) -> TenantTable:
 
 
 def _wire(worker: Worker, settings: Settings) -> None:
+    from fairuse.stream.health import WorkerProbe
     from fairuse.stream.policy_feed import follow_policy
     from fairuse.stream.views import register_views
 
     app, core, conf = worker.app, worker.core, settings.worker
+    probe = WorkerProbe(worker, settings)
 
     @app.agent(worker.events_topic, concurrency=1, name="fairuse.process-events")
     async def process_events(stream: faust.StreamT) -> None:
@@ -315,6 +317,7 @@ def _wire(worker: Worker, settings: Settings) -> None:
                     owned = worker.assigned_partitions()
                     events = [e for e in events if e.message.partition in owned]
                     messages = await worker.admit(events)
+                    mark = probe.batch_started()
                     core.begin()
                     batch = core.process(messages)
                     sent = await worker.send(batch.outputs)
@@ -325,6 +328,7 @@ def _wire(worker: Worker, settings: Settings) -> None:
                 # released when its offsets are committed, keeps the order between batches
                 # and makes a revocation wait for it.
                 in_flight = asyncio.ensure_future(worker.finish(sent, messages))
+                in_flight.add_done_callback(probe.batch_sent(mark, messages, batch))
         finally:
             if in_flight is not None:
                 await in_flight
