@@ -221,6 +221,12 @@ class WorkerMetrics:
             self.dead_letters.labels(reason)
         for name in RECORD_LABELS:
             self.records.labels(name)
+        for metric in get_args(Metric):
+            for status in get_args(Status):
+                self.violations.labels(metric, status)
+        for kind in get_args(EnforcementKind):
+            for action in get_args(EnforcementAction):
+                self.enforcement.labels(kind, action)
 
     def batch_done(
         self,

@@ -152,17 +152,13 @@ def connect(dsn: str) -> Client:
     except Exception as exc:
         if error_code(exc) != BAD_ARGUMENTS:  # the engine's answer to a directory it cannot have
             raise WarehouseError(f"cannot open the embedded store {path}: {exc}") from exc
-        if _embedded_open not in (None, path.resolve()):
-            raise WarehouseError(
-                f"this process already has another embedded store open ({_embedded_open}); "
-                f"chDB opens one directory per process (wanted {path})"
-            ) from exc
-        raise _locked(path) from exc
+        raise _refused(path) from exc
     _embedded_open = path.resolve()
     return client
 
 
-def _locked(path: Path) -> StoreLockedError:
+def _refused(path: Path) -> WarehouseError:
+    """Why chDB refused ``path``: another process holds it, or this one opened another."""
     from fairuse.warehouse.owner import read_owner
 
     owner = read_owner(path)
@@ -171,6 +167,11 @@ def _locked(path: Path) -> StoreLockedError:
             f"the embedded store {path} is held by pid {owner.pid}, which serves "
             f"read-only queries on 127.0.0.1:{owner.port} (fairuse report/sql use "
             "it); stop that process for anything else"
+        )
+    if _embedded_open not in (None, path.resolve()):
+        return WarehouseError(
+            f"this process already has another embedded store open ({_embedded_open}); "
+            f"chDB opens one directory per process (wanted {path})"
         )
     return StoreLockedError(
         f"the embedded store {path} is held by another process that serves no "
