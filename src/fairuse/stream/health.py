@@ -71,9 +71,7 @@ class WorkerProbe:
         self._sensor = _ChangelogSensor(changelog, self.changelog_written)
         self._changelog_sent = 0  # bytes written to the changelog since the last batch recorded
         self._state_sizes: dict[Any, int] = {}
-        app.page("/healthz")(self._healthz)
-        app.page("/readyz")(self._readyz)
-        app.page("/metrics")(self._metrics)
+        self._register_pages()
         app.on_partitions_assigned.connect(self._on_assigned)
         app.on_partitions_revoked.connect(self._on_revoked)
         if self.metrics is not None:
@@ -166,18 +164,25 @@ class WorkerProbe:
         if self.metrics is not None:
             self.metrics.assigned(self._worker.assigned_partitions())
 
-    async def _healthz(self, view: Any, request: Any) -> Any:
-        return view.json({"alive": True})
+    def _register_pages(self) -> None:
+        # Faust calls a page handler as handler(view, request): plain functions, not methods.
+        app, metrics = self._worker.app, self.metrics
 
-    async def _readyz(self, view: Any, request: Any) -> Any:
-        status, body = readiness(self.conditions())
-        return view.json(body, status=status)
+        @app.page("/healthz")
+        async def healthz(view: Any, request: Any) -> Any:
+            return view.json({"alive": True})
 
-    async def _metrics(self, view: Any, request: Any) -> Any:
-        if self.metrics is None:
-            return view.json({"error": "metrics are off (FAIRUSE_METRICS_ENABLED)"}, status=404)
-        self.metrics.ready.set(1 if all(self.conditions().values()) else 0)
-        return view.bytes(metrics_text(self.metrics.registry), headers=dict(METRICS_HEADERS))
+        @app.page("/readyz")
+        async def readyz(view: Any, request: Any) -> Any:
+            status, body = readiness(self.conditions())
+            return view.json(body, status=status)
+
+        @app.page("/metrics")
+        async def prometheus_metrics(view: Any, request: Any) -> Any:
+            if metrics is None:
+                return view.json({"error": "metrics are off (FAIRUSE_METRICS_ENABLED)"}, status=404)
+            metrics.ready.set(1 if all(self.conditions().values()) else 0)
+            return view.bytes(metrics_text(metrics.registry), headers=dict(METRICS_HEADERS))
 
 
 def _ignore(task: asyncio.Future[Any]) -> None:
