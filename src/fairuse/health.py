@@ -13,11 +13,32 @@ import logging
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from fairuse.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+
+def new_registry() -> CollectorRegistry:
+    """A registry for one service's metrics, with the process's CPU, memory and file series.
+
+    Counters and histograms get no ``*_created`` samples (Prometheus ignores them in the text
+    format; they would double the series of a process).
+    """
+    disable_created_metrics()
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
 
 Conditions = Mapping[str, bool]
 """Named readiness conditions, e.g. ``{"connected": True}``: ready when all are true."""

@@ -21,20 +21,13 @@ from dataclasses import dataclass, field
 from typing import get_args
 
 import orjson
-from prometheus_client import (
-    CollectorRegistry,
-    Gauge,
-    Histogram,
-    PlatformCollector,
-    ProcessCollector,
-)
-from prometheus_client import (
-    Counter as CounterMetric,
-)
+from prometheus_client import Counter as CounterMetric
+from prometheus_client import Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from fairuse.events import EVENT_TYPES, Metric, RejectionReason
+from fairuse.health import new_registry
 from fairuse.records import EnforcementAction, EnforcementKind, Status
 from fairuse.stream.core import Inbound, Outbound
 
@@ -130,13 +123,11 @@ class WorkerMetrics:
     """The worker's metrics on their own registry (``registry`` is what ``/metrics`` serves)."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = new_registry()
         self._clock = clock
         self._newest_ms: dict[int, int] = {}
         self._lag: dict[int, int] = {}
         reg = self.registry
-        ProcessCollector(registry=reg)
-        PlatformCollector(registry=reg)
         self.events = CounterMetric(
             "fairuse_worker_events",
             "Events consumed from the events topic, by event type (other: unknown or unparsable)",

@@ -8,15 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    PlatformCollector,
-    ProcessCollector,
-)
+from prometheus_client import Counter, Gauge, Histogram
 
+from fairuse.health import new_registry
 from fairuse.warehouse.rows import TABLE_COLUMNS, TOPIC_TABLES
 
 INSERT_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -26,9 +20,7 @@ class SinkMetrics:
     """Rows, insert timings, failures, commits and commit lag of one sink process."""
 
     def __init__(self) -> None:
-        self.registry = reg = CollectorRegistry(auto_describe=True)
-        ProcessCollector(registry=reg)
-        PlatformCollector(registry=reg)
+        self.registry = reg = new_registry()
         self.rows = Counter(
             "fairuse_sink_rows",
             "Rows inserted into the warehouse, by table",
