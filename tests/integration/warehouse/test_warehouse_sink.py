@@ -13,7 +13,9 @@ from crashing_sink import CRASH_EXIT_CODE
 from warehouse_support import DataSet, mixed, produce, wait_until
 
 from fairuse.settings import KafkaSettings, OpsSettings, Settings, WarehouseSettings
+from fairuse.topics import consumer_lag
 from fairuse.warehouse.client import connect
+from fairuse.warehouse.migrate import migrate
 from fairuse.warehouse.owner import read_owner
 from fairuse.warehouse.sink import run_sink
 from fairuse.warehouse.store import Reader
@@ -205,3 +207,27 @@ def test_sink_sigkilled_mid_stream_loses_and_doubles_nothing(
         assert _counts(reader) == _expected(data)
     finally:
         reader.close()
+
+
+def test_a_schema_error_stops_the_sink_with_one_message_and_commits_nothing_past_it(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    group = f"g-{uuid.uuid4().hex}"
+    data = mixed("s", events=40, partition=0)
+    produce(kafka_settings, data.messages)
+    client = connect(f"chdb://{tmp_path / 'warehouse'}")
+    try:
+        migrate(client, events_ttl_days=0)
+        client.command("ALTER TABLE events DROP COLUMN call_id")  # the schema drifted
+    finally:
+        client.close()
+    sink = _sink_process(kafka_settings, tmp_path, group)
+    out, _ = sink.communicate(timeout=180)
+    assert sink.returncode == 2, out
+    halted = [line for line in out.splitlines() if line.startswith("fairuse sink: ")]
+    assert len(halted) == 1, out
+    assert "rejected the insert" in halted[0] and "into events" in halted[0], halted
+    assert "partition 0, offsets 0-" in halted[0], halted
+    assert "retrying" not in out  # not mistaken for a transient failure
+    lag = consumer_lag(kafka_settings, group, kafka_settings.topic("events"))
+    assert lag[0] == len([m for m in data.messages if m[0] == "events"])  # nothing committed
