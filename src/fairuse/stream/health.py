@@ -51,11 +51,10 @@ class _ChangelogSensor(Sensor):
 
 @dataclass(slots=True)
 class BatchMark:
-    """Where a batch started: the time and the core's duplicate counters."""
+    """Where a batch started: the time and the ledger's duplicate counter."""
 
     started_s: float
     event_id_duplicates: int
-    redelivered: int
 
 
 class WorkerProbe:
@@ -101,7 +100,7 @@ class WorkerProbe:
         if self.metrics is None:
             return None
         core = self._worker.core
-        return BatchMark(time.perf_counter(), core.ledger.duplicates, core.skipped)
+        return BatchMark(time.perf_counter(), core.ledger.duplicates)
 
     def batch_sent(
         self, mark: BatchMark | None, messages: Sequence[Inbound], batch: Batch
@@ -114,7 +113,7 @@ class WorkerProbe:
         core = self._worker.core
         counts = tally(messages, batch.outputs, self._prefix)
         event_id_duplicates = core.ledger.duplicates - mark.event_id_duplicates
-        redelivered = core.skipped - mark.redelivered
+        redelivered = batch.skipped
 
         def done(task: asyncio.Future[Any]) -> None:
             if task.cancelled() or task.exception() is not None:

@@ -248,3 +248,9 @@ def test_an_external_warehouse_replaces_the_clickhouse_installation() -> None:
     assert "initContainers" not in sink
     dsn = {e["name"]: e for e in sink["containers"][0]["env"]}["FAIRUSE_WAREHOUSE_DSN"]
     assert dsn["valueFrom"]["secretKeyRef"]["key"] == "warehouseDsn"
+
+
+def test_helm_lint_passes() -> None:
+    assert HELM is not None
+    done = subprocess.run([HELM, "lint", str(CHART)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
