@@ -1,5 +1,9 @@
 """Cost of the worker's Prometheus metrics, and the series one worker exposes; prints figures.
 
+0. In one process, no broker: the per-batch metrics work (``tally`` + ``WorkerMetrics.
+   batch_done``) against ``StreamCore.process`` of the same batches, alternating, as a share of
+   the core's time: an upper bound of the cost in the worker, whose CPU goes to more than the
+   core. Stable on a busy machine.
 1. Throughput of ``fairuse worker`` over the same pre-produced events with metrics on and off
    (``FAIRUSE_METRICS_ENABLED``), alternating, ``--rounds`` times each, in one run: each rate,
    the medians and their ratio. bench/stream.py measures the worker the same way (fresh topics
@@ -19,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 import uuid
 from collections import Counter
@@ -27,7 +32,40 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from stream import REPO, fleet, fresh, produce, wait_caught_up, worker_throughput
 
+from fairuse.policy import DEFAULT_POLICY
 from fairuse.settings import KafkaSettings, load_settings
+from fairuse.stream.core import Inbound, StreamCore
+from fairuse.stream.metrics import WorkerMetrics, tally
+
+BATCH = 4000  # the worker's default FAIRUSE_WORKER_BATCH_MAX
+
+
+def in_process_share(pairs: list, kafka: KafkaSettings, rounds: int) -> tuple[float, float]:
+    """(core µs per event, metrics µs per event), medians over ``rounds`` passes."""
+    topic = kafka.topic("events")
+    messages = [Inbound(payload, topic, i % 8, i // 8) for i, (_, payload) in enumerate(pairs)]
+    batches = [messages[i : i + BATCH] for i in range(0, len(messages), BATCH)]
+    core_s, metrics_s = [], []
+    for _ in range(rounds):
+        core, metrics = StreamCore(DEFAULT_POLICY, kafka, {}), WorkerMetrics()
+        spent_core = spent_metrics = 0.0
+        for batch_messages in batches:
+            started = time.perf_counter()
+            core.begin()
+            batch = core.process(batch_messages)
+            core.commit()
+            done = time.perf_counter()
+            counts = tally(batch_messages, batch.outputs, kafka.topic_prefix)
+            metrics.batch_done(
+                counts, redelivered=batch.skipped, event_id_duplicates=0,
+                state_bytes=0, changelog_bytes=0, duration_s=done - started,
+            )  # fmt: skip
+            spent_metrics += time.perf_counter() - done
+            spent_core += done - started
+        core_s.append(spent_core)
+        metrics_s.append(spent_metrics)
+    per_event = 1e6 / len(messages)
+    return statistics.median(core_s) * per_event, statistics.median(metrics_s) * per_event
 
 
 async def rates(base: KafkaSettings, pairs: list, workdir: Path, rounds: int) -> dict[str, list]:
@@ -87,6 +125,11 @@ async def main() -> None:
     print(
         f"broker {base.bootstrap}, {base.events_partitions} partitions, {len(pairs):,} events "
         f"of {args.tenants} tenants, {args.rounds} rounds, logs in {workdir}"
+    )
+    core_us, metrics_us = in_process_share(pairs, base, args.rounds)
+    print(
+        f"in process  core {core_us:.1f} µs/event, metrics {metrics_us:.2f} µs/event: "
+        f"{metrics_us / core_us:.1%} of the core's time"
     )
     found = await rates(base, pairs, workdir, args.rounds)
     on, off = statistics.median(found["on"]), statistics.median(found["off"])
