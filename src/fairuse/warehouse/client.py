@@ -10,6 +10,7 @@ Errors are told apart by their ClickHouse code (:func:`error_code`), never by th
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import re
 from pathlib import Path
@@ -133,9 +134,6 @@ def redact(dsn: str) -> str:
     return f"{scheme}://{user}:***@{tail}"
 
 
-_embedded_open: Path | None = None  # the directory this process opened (chDB allows one)
-
-
 def connect(dsn: str) -> Client:
     """A clickhouse-connect client for ``dsn``; raise WarehouseError when it cannot be opened."""
     if not is_embedded(dsn):
@@ -143,7 +141,6 @@ def connect(dsn: str) -> Client:
             return clickhouse_connect.get_client(dsn=dsn)
         except Exception as exc:
             raise WarehouseError(f"cannot reach ClickHouse at {redact(dsn)}: {exc}") from exc
-    global _embedded_open
     path = embedded_path(dsn)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -153,12 +150,28 @@ def connect(dsn: str) -> Client:
         if error_code(exc) != BAD_ARGUMENTS:  # the engine's answer to a directory it cannot have
             raise WarehouseError(f"cannot open the embedded store {path}: {exc}") from exc
         raise _refused(path) from exc
-    _embedded_open = path.resolve()
     return client
 
 
+def _locked_by_another_process(path: Path) -> bool:
+    """True if another process holds the engine's lock on ``path/status`` (an flock)."""
+    try:
+        with (path / "status").open("rb") as status:
+            fcntl.flock(status, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when closed
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return False
+
+
 def _refused(path: Path) -> WarehouseError:
-    """Why chDB refused ``path``: another process holds it, or this one opened another."""
+    """Why chDB refused ``path``: another process holds it, or this one has another open."""
+    if not _locked_by_another_process(path):
+        return WarehouseError(
+            f"this process already has another embedded store open; chDB opens one "
+            f"directory per process (wanted {path})"
+        )
     from fairuse.warehouse.owner import read_owner
 
     owner = read_owner(path)
@@ -167,11 +180,6 @@ def _refused(path: Path) -> WarehouseError:
             f"the embedded store {path} is held by pid {owner.pid}, which serves "
             f"read-only queries on 127.0.0.1:{owner.port} (fairuse report/sql use "
             "it); stop that process for anything else"
-        )
-    if _embedded_open not in (None, path.resolve()):
-        return WarehouseError(
-            f"this process already has another embedded store open ({_embedded_open}); "
-            f"chDB opens one directory per process (wanted {path})"
         )
     return StoreLockedError(
         f"the embedded store {path} is held by another process that serves no "
