@@ -218,6 +218,9 @@ def _ingest_settings(env: Mapping[str, str]) -> IngestSettings:
     if not 1 <= ingest.port <= 65535:
         raise ConfigError(f"FAIRUSE_INGEST_PORT is out of range: {ingest.port}")
     return ingest
+
+
+@dataclass(frozen=True, slots=True)
 class OpsSettings:
     """Metrics and health endpoints (``FAIRUSE_METRICS_*``, ``FAIRUSE_SINK_WEB_*``); see
     docs/operations.md. The worker serves them on its own web port."""
