@@ -2,8 +2,8 @@
 
 1. Sustained throughput: events already on the topic -> all outputs published and offsets
    committed, for ``fairuse worker`` (a subprocess) and, in the same run, for a plain aiokafka
-   consumer loop driving the same core and publishing the same records (the no-framework
-   ceiling, without state changelog).
+   consumer loop driving the same core through the same batch step (the no-framework ceiling:
+   the same durable work, outputs, changelog records and offsets in the same transactions).
 2. Event -> violation latency p50/p99 at a steady produce rate (default 5,000 events/s):
    broker append time of the violation minus that of the event that triggered it.
 3. Worker memory (RSS growth) per 10,000 active tenants.
@@ -27,13 +27,14 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from fairuse.kafka import client_kwargs
 from fairuse.policy import DEFAULT_POLICY
 from fairuse.recorder.simulator import FleetConfig, simulate
 from fairuse.settings import KafkaSettings, load_settings
 from fairuse.stream.core import Inbound, StreamCore
+from fairuse.stream.delivery import BatchDelivery, PartitionProducers
 from fairuse.topics import create_topics_async
 
 DAY_MS = 86_400_000
@@ -162,44 +163,83 @@ async def worker_throughput(base: KafkaSettings, pairs, workdir: Path) -> float:
     return events / seconds
 
 
+class DictTable(dict):
+    """A dict store with the one table method :class:`BatchDelivery` applies writes through."""
+
+    def apply_changelog_batch(self, batch) -> None:
+        for record in batch:
+            if record.value is None:
+                self.pop(record.key, None)
+            else:
+                self[record.key] = record.value
+
+
 async def ceiling_throughput(base: KafkaSettings, pairs) -> float:
-    """Plain aiokafka loop: fetch, run the same core, publish outputs, await them per batch."""
+    """Plain aiokafka loop, no Faust: fetch whole batches and hand them to the worker's own
+    :class:`BatchDelivery` (same core, same transactions: outputs, changelog records,
+    positions, offsets), with dicts as the stores."""
     kafka = await fresh(base)
     await produce(kafka, pairs)
     topic = kafka.topic("events")
+    group = f"ceiling-{uuid.uuid4().hex[:8]}"
+    changelogs = [f"{group}-tenants-changelog", f"{group}-positions-changelog"]
+    admin = AIOKafkaAdminClient(**client_kwargs(kafka))
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(name, kafka.events_partitions, 1) for name in changelogs]
+        )
+    finally:
+        await admin.close()
     consumer = AIOKafkaConsumer(
-        enable_auto_commit=False, max_poll_records=2000, **client_kwargs(kafka)
-    )
-    producer = AIOKafkaProducer(
-        acks="all", linger_ms=5, compression_type="lz4", **client_kwargs(kafka)
+        enable_auto_commit=False,
+        max_poll_records=4000,
+        isolation_level="read_committed",
+        **client_kwargs(kafka),
     )
     await consumer.start()
-    await producer.start()
-    core = StreamCore(DEFAULT_POLICY, kafka, {})
+    tenants = DictTable()
+    core = StreamCore(DEFAULT_POLICY, kafka, tenants)
     tps = [TopicPartition(topic, p) for p in range(kafka.events_partitions)]
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
+    producers = PartitionProducers(kafka, group, linger_ms=1)
+    await producers.assign(set(range(kafka.events_partitions)))
+
+    async def start_offsets() -> dict[int, int]:
+        return {tp.partition: 0 for tp in tps}
+
+    async def seek(partition: int, offset: int) -> None:
+        consumer.seek(TopicPartition(topic, partition), offset)
+
+    delivery = BatchDelivery(
+        core,
+        producers,
+        topic,
+        group,
+        tenants,
+        changelogs[0],
+        DictTable(),
+        changelogs[1],
+        seek,
+        start_offsets,
+    )
+    owned = set(range(kafka.events_partitions))
     done = 0
     start = time.monotonic()
     try:
         while done < len(pairs):
-            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+            batches = await consumer.getmany(timeout_ms=200, max_records=4000)
             messages = [
                 Inbound(m.value, tp.topic, tp.partition, m.offset)
                 for tp, records in batches.items()
                 for m in records
             ]
-            if not messages:
-                continue
-            core.begin()
-            batch = core.process(messages)
-            pending = [await producer.send(o.topic, o.value, key=o.key) for o in batch.outputs]
-            await asyncio.gather(*pending)
-            core.commit()
-            done += len(messages)
+            if messages:
+                done += await delivery.run(messages, owned)
     finally:
         await consumer.stop()
-        await producer.stop()
+        await producers.close()
     return len(pairs) / (time.monotonic() - start)
 
 
