@@ -51,8 +51,6 @@ class KafkaSettings:
         return f"{self.topic_prefix}{name}"
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     """The streaming worker (``FAIRUSE_WORKER_*``); see docs/streaming.md."""

@@ -206,6 +206,7 @@ def _wire(worker: Worker, delivery: BatchDelivery) -> None:
         queue = channel.queue
         while not app.should_stop:
             events = [await queue.get()]
+            generation = delivery.generation
             while len(events) < conf.batch_max and not queue.empty():
                 events.append(queue.get_nowait())
             await worker.policy_ready.wait()
@@ -213,13 +214,13 @@ def _wire(worker: Worker, delivery: BatchDelivery) -> None:
                 Inbound(e.message.value, e.message.topic, e.message.partition, e.message.offset)
                 for e in events
             ]
-            await delivery.run(messages, worker.assigned_partitions())
+            await delivery.run(messages, generation)
 
     @app.timer(interval=float(conf.expiry_interval_s))
     async def expire_idle_sessions() -> None:
         if app.rebalancing or app.in_recovery or not worker.policy_ready.is_set():
             return
-        await delivery.expire(worker.assigned_partitions().__contains__)
+        await delivery.expire(delivery.generation)
 
     @app.task
     async def follow_policy_topic() -> None:
@@ -231,14 +232,14 @@ def _wire(worker: Worker, delivery: BatchDelivery) -> None:
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
-        # The batch in flight (holding the lock) commits or aborts before the rebalance goes on.
-        async with delivery.lock:
-            core.discard()
-            delivery.stale = True
+        # The batch in flight commits or aborts before the rebalance goes on.
+        await delivery.rebalanced(worker.assigned_partitions() - _partitions(worker, revoked))
 
     @app.on_partitions_assigned.connect
     async def _assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
-        async with delivery.lock:
-            core.discard()
-            delivery.stale = True
-            await worker.producers.assign(worker.assigned_partitions())
+        await delivery.rebalanced(worker.assigned_partitions())
+
+
+def _partitions(worker: Worker, tps: Any) -> set[int]:
+    name = worker.events_topic.get_topic_name()
+    return {tp.partition for tp in tps or () if tp.topic == name}

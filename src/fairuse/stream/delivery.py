@@ -151,13 +151,26 @@ class BatchDelivery:
     start_offsets: Callable[[], Awaitable[Mapping[int, int]]]
     offsets: OffsetTracker = field(default_factory=OffsetTracker)
     stale: bool = True
+    generation: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def run(self, messages: Sequence[Inbound], owned: set[int]) -> int:
-        """Make one batch durable; return the events processed. Holds :attr:`lock`, which a
-        revocation waits for, so no batch is half-way when partitions move."""
+    async def rebalanced(self, owned: set[int]) -> None:
+        """Partitions moved: wait for the batch in flight, forget decoded state and offsets,
+        and own exactly ``owned`` (starting their producers fences any previous owner)."""
         async with self.lock:
-            admitted = await self.admit([m for m in messages if m.partition in owned])
+            self.generation += 1
+            self.core.discard()
+            self.stale = True
+            await self.producers.assign(owned)
+
+    async def run(self, messages: Sequence[Inbound], generation: int) -> int:
+        """Make one batch durable; return the events processed. Messages gathered before the
+        latest rebalance (``generation``) are dropped: they are fetched again from the
+        committed position. Holds :attr:`lock`, which a rebalance waits for."""
+        async with self.lock:
+            if generation != self.generation:
+                return 0
+            admitted = await self.admit(messages)
             parts = self.process(admitted)
             committed = await self.commit(parts)
             self.apply(committed)
@@ -219,10 +232,13 @@ class BatchDelivery:
                 log.warning("batch not committed (%r); re-fetching its partitions", failed)
         return committed
 
-    async def expire(self, owns: Callable[[int], bool]) -> None:
-        """Close idle sessions of owned partitions, durably (outputs and state)."""
+    async def expire(self, generation: int) -> None:
+        """Close idle sessions of owned partitions, durably (outputs and state), unless a
+        rebalance happened since ``generation``."""
         async with self.lock:
-            batch = self.core.expire_idle(owns)
+            if generation != self.generation:
+                return
+            batch = self.core.expire_idle(lambda p: self.producers.get(p) is not None)
             writes = self.core.commit()
             parts: dict[int, PartitionBatch] = {}
             for write in writes:
