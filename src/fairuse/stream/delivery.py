@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import ProducerFenced
+from faust.serializers import codecs
 from faust.types import TP, Message
 
 from fairuse.kafka import client_kwargs
@@ -55,12 +56,17 @@ class Applied:
     message: Message
 
 
+def changelog_key(key: str) -> bytes:
+    """A table key as Faust's tables write it to their changelog (JSON, as for every
+    ``key_type=str`` table; earlier versions' changelogs have the same keys)."""
+    return codecs.dumps("json", key)
+
+
 def applied(topic: str, write: StateWrite, offset: int) -> Applied:
     """``write``, committed at ``offset`` of ``topic``, ready for ``apply_changelog_batch``."""
     tp = TP(topic, write.partition)
-    message = Message(
-        topic, write.partition, offset, 0.0, 0, None, write.key.encode(), write.value, None, tp=tp
-    )
+    key = changelog_key(write.key)
+    message = Message(topic, write.partition, offset, 0.0, 0, None, key, write.value, None, tp=tp)
     return Applied(write.key, write.value, message)
 
 
@@ -288,5 +294,5 @@ class BatchDelivery:
     @staticmethod
     async def _send(producer: AIOKafkaProducer, topic: str, write: StateWrite) -> Any:
         return await producer.send(
-            topic, write.value, key=write.key.encode(), partition=write.partition
+            topic, write.value, key=changelog_key(write.key), partition=write.partition
         )

@@ -199,6 +199,20 @@ RECORD_ID = {
 }
 
 
+def differences(got: dict[str, list], expected: dict[str, list]) -> str:
+    """Per topic, how many records are missing and how many are extra, with an example each."""
+    lines = []
+    mine, theirs = comparable(got), comparable(expected)
+    for name in sorted(mine.keys() | theirs.keys()):
+        missing = sorted(set(theirs.get(name, [])) - set(mine.get(name, [])))
+        extra = sorted(set(mine.get(name, [])) - set(theirs.get(name, [])))
+        if missing or extra:
+            lines.append(
+                f"{name}: {len(missing)} missing {missing[:1]}, {len(extra)} extra {extra[:1]}"
+            )
+    return "\n".join(lines)
+
+
 def repeated_ids(records: dict[str, list]) -> dict[str, list]:
     """Per topic, the record ids that occur more than once (none, with exactly-once)."""
     found: dict[str, list] = {}

@@ -9,6 +9,7 @@ from stream_harness import (
     caught_up,
     comparable,
     consume_all,
+    differences,
     end_offsets,
     lag,
     produce,
@@ -29,7 +30,7 @@ def published(kafka: KafkaSettings, name: str) -> int:
 def assert_same_as_replay(kafka: KafkaSettings, expected: dict[str, list]) -> None:
     got = consume_all(kafka)
     assert repeated_ids(got) == {}
-    assert comparable(got) == comparable(expected)
+    assert comparable(got) == comparable(expected), differences(got, expected)
 
 
 def test_sigkill_mid_stream_then_restart_loses_and_doubles_nothing(

@@ -17,6 +17,7 @@ from stream_harness import (
     caught_up,
     comparable,
     consume_all,
+    differences,
     lag,
     produce,
     read_lines,
@@ -33,7 +34,7 @@ from fairuse.warehouse.store import Reader
 def assert_exactly(kafka: KafkaSettings, expected: dict[str, list]) -> None:
     got = consume_all(kafka)
     assert repeated_ids(got) == {}
-    assert comparable(got) == comparable(expected)
+    assert comparable(got) == comparable(expected), differences(got, expected)
 
 
 def test_a_zombie_producer_is_fenced_by_the_new_owner(

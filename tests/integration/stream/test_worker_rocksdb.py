@@ -13,6 +13,7 @@ from stream_harness import (
     caught_up,
     comparable,
     consume_all,
+    differences,
     end_offsets,
     lag,
     produce,
@@ -75,7 +76,7 @@ def run_in_two_halves(kafka: KafkaSettings, worker, events: Path, between) -> No
 def assert_exactly(kafka: KafkaSettings, expected: dict[str, list]) -> None:
     got = consume_all(kafka)
     assert repeated_ids(got) == {}
-    assert comparable(got) == comparable(expected)
+    assert comparable(got) == comparable(expected), differences(got, expected)
 
 
 def test_restart_recovers_from_the_local_store_not_the_whole_changelog(
