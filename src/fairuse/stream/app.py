@@ -27,6 +27,7 @@ from fairuse.stream.core import Inbound, StreamCore
 from fairuse.stream.delivery import MAX_RECORD_BYTES, BatchDelivery, PartitionProducers
 from fairuse.stream.policy_feed import follow_policy
 from fairuse.stream.views import register_views
+from fairuse.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,27 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
     if context is not None:
         return faust.SSLCredentials(context)
     return None
+
+
+TABLES = {"tenants": {"max.message.bytes": str(MAX_RECORD_BYTES)}, "positions": {}}
+"""The worker's tables (name -> extra changelog topic configs); the names are kept across
+versions, so a new version recovers from the changelogs of the previous one."""
+
+
+def changelog_specs(settings: Settings) -> list[TopicSpec]:
+    """The tables' changelog topics as Faust names and configures them (``<app_id>-<table>-
+    changelog``, compacted, co-partitioned with the events topic), to create before Faust
+    subscribes to them."""
+    kafka = settings.kafka
+    return [
+        TopicSpec(
+            f"{settings.worker.app_id}-{name}-changelog",
+            kafka.events_partitions,
+            kafka.replication_factor,
+            {"cleanup.policy": "compact", **configs},
+        )
+        for name, configs in TABLES.items()
+    ]
 
 
 @dataclass
@@ -142,9 +164,10 @@ def create_worker(settings: Settings, policy: Policy) -> Worker:
     events_topic = app.topic(
         kafka.topic("events"), key_type=bytes, value_type=bytes, value_serializer="raw", acks=False
     )
-    big = {"max.message.bytes": str(MAX_RECORD_BYTES)}
-    tenants = app.Table("tenants", key_type=str, value_type=bytes, extra_topic_configs=big)
-    positions = app.Table("positions", key_type=str, value_type=bytes)
+    tenants, positions = (
+        app.Table(name, key_type=str, value_type=bytes, extra_topic_configs=configs)
+        for name, configs in TABLES.items()
+    )
     core = StreamCore(policy, kafka, tenants)  # type: ignore[arg-type]
     producers = PartitionProducers(kafka, conf.app_id, conf.producer_linger_ms)
     policy_ready = asyncio.Event()
