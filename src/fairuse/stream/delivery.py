@@ -200,12 +200,13 @@ class BatchDelivery:
 
     def process(self, admitted: Mapping[int, list[Inbound]]) -> list[PartitionBatch]:
         """Run the core over each partition's messages; collect outputs and state writes."""
+        next_offsets = self.offsets.committable(admitted)
         parts = []
         for partition, messages in admitted.items():
             batch = self.core.process(messages)
             parts.append(
                 PartitionBatch(
-                    partition, batch.outputs, self.core.commit(), messages[-1].offset + 1
+                    partition, batch.outputs, self.core.commit(), next_offsets[partition]
                 )
             )
         return parts
