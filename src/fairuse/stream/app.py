@@ -131,7 +131,8 @@ def create_worker(settings: Settings, policy: Policy) -> Worker:
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         conf.app_id,
-        broker=[f"kafka://{host.strip()}" for host in kafka.bootstrap.split(",")],
+        # Faust's aiokafka transport with broker highwaters (stream/transport.py)
+        broker=[f"fairuse://{host.strip()}" for host in kafka.bootstrap.split(",")],
         broker_credentials=broker_credentials(settings),
         store=conf.store,
         # Faust itself produces nothing and commits nothing here (no acked streams, no table

@@ -55,7 +55,7 @@ def test_sigkill_mid_stream_then_restart_loses_and_doubles_nothing(
     worker.start()
     wait_for(
         lambda: caught_up(kafka_settings, worker.app_id),
-        180,
+        600,
         "the restarted worker",
         explain=lambda: lag(kafka_settings, worker.app_id) + worker.log_tail(),
     )
@@ -71,11 +71,11 @@ def test_two_workers_split_partitions_and_hand_over_on_kill(
     lines = read_lines(simulated_events)
     half = len(lines) // 2
     produce(kafka_settings, lines[:half])
-    wait_for(lambda: caught_up(kafka_settings, first.app_id), 180, "both workers on half")
+    wait_for(lambda: caught_up(kafka_settings, first.app_id), 600, "both workers on half")
     assert first.alive() and second.alive(), first.log_tail() + second.log_tail()
     produce(kafka_settings, lines[half:])
     first.kill()
-    wait_for(lambda: caught_up(kafka_settings, second.app_id), 180, "the surviving worker")
+    wait_for(lambda: caught_up(kafka_settings, second.app_id), 600, "the surviving worker")
     assert second.alive(), second.log_tail()
     assert_same_as_replay(kafka_settings, expected)
 
@@ -102,6 +102,6 @@ def test_broker_restart_mid_stream(
     )
     assert broker_scripts.run("stop").returncode == 0
     assert broker_scripts.run("start").returncode == 0
-    wait_for(lambda: caught_up(kafka, worker.app_id), 240, "the worker after the restart")
+    wait_for(lambda: caught_up(kafka, worker.app_id), 600, "the worker after the restart")
     assert worker.alive(), worker.log_tail()
     assert_same_as_replay(kafka, expected)

@@ -70,7 +70,7 @@ def test_a_zombie_producer_is_fenced_by_the_new_owner(
         worker.start()
         wait_for(
             lambda: caught_up(kafka_settings, worker.app_id),
-            240,
+            600,
             "the worker",
             explain=lambda: lag(kafka_settings, worker.app_id) + worker.log_tail(),
         )
@@ -92,14 +92,14 @@ def test_paused_worker_past_its_session_is_fenced_and_duplicates_nothing(
     lines = read_lines(simulated_events)
     half = len(lines) // 2
     produce(kafka_settings, lines[:half])
-    wait_for(lambda: caught_up(kafka_settings, first.app_id), 240, "both workers on half")
+    wait_for(lambda: caught_up(kafka_settings, first.app_id), 600, "both workers on half")
     assert first.process is not None
     produce(kafka_settings, lines[half:])
     os.kill(first.process.pid, signal.SIGSTOP)
     try:
         wait_for(
             lambda: caught_up(kafka_settings, second.app_id),
-            240,
+            600,
             "the running worker to take over",
             explain=lambda: lag(kafka_settings, second.app_id) + second.log_tail(),
         )
@@ -123,14 +123,14 @@ def test_after_sigkills_the_sinks_daily_rollup_equals_usage_final(
             lambda t=target: (
                 len(consume_all(kafka_settings, ["usage"])["usage"]) >= t or not worker.alive()
             ),
-            180,
+            600,
             f"{target:.0f} usage records",
             every_s=0.5,
         )
         assert worker.alive(), worker.log_tail()
         worker.kill()
     worker.start()
-    wait_for(lambda: caught_up(kafka_settings, worker.app_id), 240, "the restarted worker")
+    wait_for(lambda: caught_up(kafka_settings, worker.app_id), 600, "the restarted worker")
     env = {
         **os.environ,
         "FAIRUSE_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,

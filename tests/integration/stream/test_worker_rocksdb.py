@@ -56,7 +56,7 @@ def run_in_two_halves(kafka: KafkaSettings, worker, events: Path, between) -> No
     worker.start()
     wait_for(
         lambda: caught_up(kafka, worker.app_id),
-        240,
+        600,
         "the first half",
         explain=lambda: lag(kafka, worker.app_id) + worker.log_tail(),
     )
@@ -66,7 +66,7 @@ def run_in_two_halves(kafka: KafkaSettings, worker, events: Path, between) -> No
     worker.start()
     wait_for(
         lambda: caught_up(kafka, worker.app_id),
-        240,
+        600,
         "the second half",
         explain=lambda: lag(kafka, worker.app_id) + worker.log_tail(),
     )
