@@ -31,17 +31,14 @@ ROCKSDB = {"FAIRUSE_WORKER_STORE": "rocksdb://"}
 
 def delete_all_records(kafka: KafkaSettings, topic: str) -> None:
     """Empty every partition of ``topic`` (as retention or compaction could)."""
+    ends = end_offsets(kafka, topic)
 
     async def run() -> None:
         admin = AIOKafkaAdminClient(**client_kwargs(kafka))
         await admin.start()
         try:
             await admin.delete_records(
-                {
-                    TopicPartition(topic, p): RecordsToDelete(end)
-                    for p, end in end_offsets(kafka, topic).items()
-                    if end
-                }
+                {TopicPartition(topic, p): RecordsToDelete(end) for p, end in ends.items() if end}
             )
         finally:
             await admin.close()
