@@ -46,7 +46,7 @@ def test_sigkill_mid_stream_then_restart_loses_and_doubles_nothing(
             lambda f=fraction: (
                 published(kafka_settings, "usage") >= f * usage_total or not worker.alive()
             ),
-            120,
+            600,
             f"{fraction:.0%} of the usage records",
             every_s=0.05,
         )
@@ -96,7 +96,7 @@ def test_broker_restart_mid_stream(
     worker.start()
     wait_for(
         lambda: published(kafka, "usage") >= 0.3 * len(expected["usage"]) or not worker.alive(),
-        120,
+        600,
         "a third of the usage records",
         every_s=0.05,
     )

@@ -8,7 +8,12 @@ import shutil
 from pathlib import Path
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.admin import (
+    AIOKafkaAdminClient,
+    ConfigResource,
+    ConfigResourceType,
+    RecordsToDelete,
+)
 from stream_harness import (
     caught_up,
     comparable,
@@ -30,13 +35,16 @@ ROCKSDB = {"FAIRUSE_WORKER_STORE": "rocksdb://"}
 
 
 def delete_all_records(kafka: KafkaSettings, topic: str) -> None:
-    """Empty every partition of ``topic`` (as retention or compaction could)."""
+    """Empty every partition of the compacted ``topic`` (records can only be deleted from a
+    topic with the ``delete`` cleanup policy, so it gets that one)."""
     ends = end_offsets(kafka, topic)
 
     async def run() -> None:
         admin = AIOKafkaAdminClient(**client_kwargs(kafka))
         await admin.start()
         try:
+            policy = {"cleanup.policy": "delete"}
+            await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, policy)])
             await admin.delete_records(
                 {TopicPartition(topic, p): RecordsToDelete(end) for p, end in ends.items() if end}
             )
