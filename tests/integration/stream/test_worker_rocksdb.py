@@ -8,12 +8,8 @@ import shutil
 from pathlib import Path
 
 from aiokafka import TopicPartition
-from aiokafka.admin import (
-    AIOKafkaAdminClient,
-    ConfigResource,
-    ConfigResourceType,
-    RecordsToDelete,
-)
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from stream_harness import (
     caught_up,
     comparable,
