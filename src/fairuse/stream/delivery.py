@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,6 +36,9 @@ from fairuse.stream.core import Inbound, Outbound, StateWrite, StreamCore
 from fairuse.stream.offsets import OffsetTracker
 
 log = logging.getLogger(__name__)
+
+SEEK_INTERVAL_S = 2.0
+"""Least time between two seeks of one partition (see :meth:`BatchDelivery.admit`)."""
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 """Largest record the worker sends (a state value); the changelog topics accept this size."""
@@ -158,6 +162,7 @@ class BatchDelivery:
     offsets: OffsetTracker = field(default_factory=OffsetTracker)
     stale: bool = True
     generation: int = 0
+    seeks: dict[int, float] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def rebalanced(self, owned: set[int]) -> None:
@@ -189,7 +194,13 @@ class BatchDelivery:
             self.stale = False
             self.offsets.reset(await self.start_offsets())
         result = self.offsets.admit(messages)
+        now = time.monotonic()
         for partition, offset in result.seek.items():
+            # Messages fetched before a seek keep arriving for a while (and move Faust's read
+            # offset past the ones fetched again): seek again only once they have passed.
+            if now - self.seeks.get(partition, -SEEK_INTERVAL_S) < SEEK_INTERVAL_S:
+                continue
+            self.seeks[partition] = now
             log.info("re-fetching %s/%d from offset %d", self.events_topic, partition, offset)
             await self.seek(partition, offset)
         by_partition: dict[int, list[Inbound]] = {}
