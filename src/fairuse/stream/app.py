@@ -24,7 +24,12 @@ from fairuse.kafka import client_kwargs, ssl_context
 from fairuse.policy import Policy
 from fairuse.settings import Settings
 from fairuse.stream.core import Inbound, StreamCore
-from fairuse.stream.delivery import MAX_RECORD_BYTES, BatchDelivery, PartitionProducers
+from fairuse.stream.delivery import (
+    MAX_RECORD_BYTES,
+    SEEK_INTERVAL_S,
+    BatchDelivery,
+    PartitionProducers,
+)
 from fairuse.stream.policy_feed import follow_policy
 from fairuse.stream.views import register_views
 from fairuse.topics import TopicSpec
@@ -229,7 +234,11 @@ def _wire(worker: Worker, delivery: BatchDelivery) -> None:
     async def process_events() -> None:
         queue = channel.queue
         while not app.should_stop:
-            events = [await queue.get()]
+            try:
+                events = [await asyncio.wait_for(queue.get(), SEEK_INTERVAL_S)]
+            except TimeoutError:
+                await delivery.refetch()  # a hole whose messages Faust dropped
+                continue
             generation = delivery.generation
             while len(events) < conf.batch_max and not queue.empty():
                 events.append(queue.get_nowait())

@@ -163,6 +163,7 @@ class BatchDelivery:
     stale: bool = True
     generation: int = 0
     seeks: dict[int, float] = field(default_factory=dict)
+    holes: dict[int, int] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def rebalanced(self, owned: set[int]) -> None:
@@ -170,6 +171,7 @@ class BatchDelivery:
         and own exactly ``owned`` (starting their producers fences any previous owner)."""
         async with self.lock:
             self.generation += 1
+            self.holes.clear()
             self.core.discard()
             self.stale = True
             await self.producers.assign(owned)
@@ -194,20 +196,29 @@ class BatchDelivery:
             self.stale = False
             self.offsets.reset(await self.start_offsets())
         result = self.offsets.admit(messages)
-        now = time.monotonic()
-        for partition, offset in result.seek.items():
-            # Messages fetched before a seek keep arriving for a while (and move Faust's read
-            # offset past the ones fetched again): seek again only once they have passed.
-            if now - self.seeks.get(partition, -SEEK_INTERVAL_S) < SEEK_INTERVAL_S:
-                continue
-            self.seeks[partition] = now
-            log.info("re-fetching %s/%d from offset %d", self.events_topic, partition, offset)
-            await self.seek(partition, offset)
+        self.holes.update(result.seek)
+        for partition, offset in list(self.holes.items()):
+            if self.offsets.next_offset.get(partition, offset) > offset:
+                del self.holes[partition]  # the re-fetched messages arrived
+        await self.refetch()
         by_partition: dict[int, list[Inbound]] = {}
         for message in result.messages:
             if self.producers.get(message.partition) is not None:
                 by_partition.setdefault(message.partition, []).append(message)
         return by_partition
+
+    async def refetch(self) -> None:
+        """Seek each partition with a hole back to its next offset. Messages fetched before a
+        seek keep arriving for a while, and Faust drops the re-fetched ones below its read
+        offset: so seek again (also when nothing arrives) until the hole is filled, at most
+        every :data:`SEEK_INTERVAL_S`."""
+        now = time.monotonic()
+        for partition, offset in self.holes.items():
+            if now - self.seeks.get(partition, -SEEK_INTERVAL_S) < SEEK_INTERVAL_S:
+                continue
+            self.seeks[partition] = now
+            log.info("re-fetching %s/%d from offset %d", self.events_topic, partition, offset)
+            await self.seek(partition, offset)
 
     def process(self, admitted: Mapping[int, list[Inbound]]) -> list[PartitionBatch]:
         """Run the core over each partition's messages; collect outputs and state writes."""
