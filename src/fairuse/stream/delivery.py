@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import ProducerFenced
+from aiokafka.errors import IllegalStateError, ProducerFenced
 from faust.serializers import codecs
 from faust.types import TP, Message
 
@@ -218,7 +218,10 @@ class BatchDelivery:
                 continue
             self.seeks[partition] = now
             log.info("re-fetching %s/%d from offset %d", self.events_topic, partition, offset)
-            await self.seek(partition, offset)
+            try:
+                await self.seek(partition, offset)
+            except IllegalStateError:  # no longer assigned: the rebalance clears the hole
+                log.info("partition %d no longer assigned", partition)
 
     def process(self, admitted: Mapping[int, list[Inbound]]) -> list[PartitionBatch]:
         """Run the core over each partition's messages; collect outputs and state writes."""
