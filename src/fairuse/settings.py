@@ -51,9 +51,6 @@ class KafkaSettings:
         return f"{self.topic_prefix}{name}"
 
 
-ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
-
-
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     """The streaming worker (``FAIRUSE_WORKER_*``); see docs/streaming.md."""
@@ -63,7 +60,6 @@ class WorkerSettings:
     web_port: int = 6066
     canonical_url: str = ""
     store: str = "memory://"
-    processing_guarantee: ProcessingGuarantee = "at_least_once"
     batch_max: int = 4000
     batch_within_ms: int = 50
     producer_linger_ms: int = 1
@@ -322,10 +318,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if env.get(var):
             worker_kwargs[attr] = _coerce(var, env[var], getattr(worker_defaults, attr))
     worker = WorkerSettings(**worker_kwargs)  # type: ignore[arg-type]
-    if worker.processing_guarantee not in ("at_least_once", "exactly_once"):
-        raise ConfigError(
-            f"FAIRUSE_WORKER_PROCESSING_GUARANTEE: unknown {worker.processing_guarantee!r}"
-        )
     policy = env.get("FAIRUSE_POLICY_FILE")
     return Settings(
         kafka=kafka,

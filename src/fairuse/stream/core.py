@@ -5,8 +5,9 @@ store (the changelog-backed Faust table in the worker, a dict in tests and the b
 stored value is a :class:`TenantEntry`: the ledger's state, the partition and offset of the last
 event applied to it, and the tenant's latest violations, in one record so they change together.
 
-The caller publishes :attr:`Batch.outputs`, waits until the broker has them, and only then calls
-:meth:`StreamCore.commit`, which writes the touched entries (see docs/streaming.md, "Delivery").
+:meth:`StreamCore.commit` returns the batch's state changes as :class:`StateWrite` records
+without writing them: the caller makes outputs, state writes and offsets durable together (one
+Kafka transaction) and then applies the writes to its store (see docs/streaming.md, "Delivery").
 After a crash, events at or below an entry's offset are skipped: their effects and outputs are
 already durable. This does not rely on the ledger's event-id dedup, whose horizon is event time
 (7 days) and is too short when a backlog is processed faster than real time.
@@ -32,6 +33,33 @@ VIOLATIONS_KEPT = 100
 """How many of a tenant's latest violations the worker keeps for ``GET .../violations``."""
 
 _HEADER = struct.Struct(">iqI")  # partition, offset, length of the state bytes
+
+KEY_SEPARATOR = "|"
+"""Separates the tenant id from the rest of a state key (tenant ids never contain it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateWrite:
+    """One state change as a changelog record: ``value=None`` deletes the key (a tombstone);
+    ``partition`` is the events partition of the key's tenant (= its changelog partition)."""
+
+    key: str
+    value: bytes | None
+    partition: int
+
+
+def tenant_of_key(key: str) -> str:
+    """The tenant a state key belongs to."""
+    return key.split(KEY_SEPARATOR, 1)[0]
+
+
+def apply_writes(store: MutableMapping[str, bytes], writes: Iterable[StateWrite]) -> None:
+    """Apply committed ``writes`` to a dict-like store (tests, benchmarks)."""
+    for write in writes:
+        if write.value is None:
+            store.pop(write.key, None)
+        else:
+            store[write.key] = write.value
 
 
 @dataclass(slots=True)
@@ -154,10 +182,6 @@ class StreamCore:
     def policy(self, policy: Policy) -> None:
         self.ledger.policy = policy
 
-    def begin(self) -> None:
-        """Start a batch (drops decoded entries after a rebalance)."""
-        self.entries.begin()
-
     def process(self, messages: Iterable[Inbound]) -> Batch:
         """Run the ledger over ``messages`` in order; nothing is written to the store yet."""
         batch = Batch()
@@ -230,10 +254,17 @@ class StreamCore:
         entry = self.entries.get(tenant_id)
         return None if entry is None else list(entry.violations)
 
-    def commit(self) -> list[str]:
-        """Write the touched tenants' entries; return the tenants written."""
-        return self.entries.flush()
+    def commit(self) -> list[StateWrite]:
+        """Every state change since the last commit/discard, as changelog records; nothing is
+        written to the store (the caller applies them once they are durable)."""
+        writes = []
+        for key, raw in self.entries.changes():
+            entry = self.entries.peek(key)
+            partition = entry.partition if entry is not None else -1
+            writes.append(StateWrite(key, raw, partition))
+        return writes
 
-    def mark_stale(self) -> None:
-        """Partitions were reassigned: reload entries from the store at the next batch."""
-        self.entries.mark_stale()
+    def discard(self) -> None:
+        """The batch was not made durable (or partitions moved): forget decoded and dirty
+        state; the next batch reloads from the store."""
+        self.entries.discard()

@@ -1,60 +1,31 @@
-"""The worker's ``/metrics``, ``/healthz`` and ``/readyz``, and the hooks that feed its metrics.
+"""The worker's ``/metrics``, ``/healthz`` and ``/readyz``, and the hook that feeds its metrics.
 
 :class:`WorkerProbe` registers the three pages on the worker's Faust web server, a timer that
-reads the group's consumer lag every ``FAIRUSE_METRICS_LAG_INTERVAL_S``, a Faust sensor that
-counts the bytes of state records sent to the changelog, and rebalance receivers. The agent
-calls :meth:`WorkerProbe.batch_started` before a batch and :meth:`WorkerProbe.batch_sent` once
-the batch's completion task exists; the batch is recorded when that task has committed its
-offsets. ``/readyz`` is 200 once the worker has its partitions (a rebalance is not running),
-table recovery has finished and a policy is loaded; 503 before, with the failing conditions.
-With ``FAIRUSE_METRICS_ENABLED=false`` nothing is recorded and ``/metrics`` answers 404.
+reads the group's consumer lag every ``FAIRUSE_METRICS_LAG_INTERVAL_S``, and rebalance
+receivers. It observes the worker's :class:`~fairuse.stream.delivery.BatchDelivery`: each part
+of a batch is recorded once its transaction has committed (its events, outputs and state
+records), before its writes reach the local store. ``/readyz`` is 200 once the worker has its
+partitions (a rebalance is not running), table recovery has finished and a policy is loaded; 503
+before, with the failing conditions. With ``FAIRUSE_METRICS_ENABLED=false`` nothing is recorded
+and ``/metrics`` answers 404.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-from faust.sensors import Sensor
 
 from fairuse.health import METRICS_HEADERS, metrics_text, readiness
 from fairuse.settings import Settings
-from fairuse.stream.core import Batch, Inbound
-from fairuse.stream.metrics import BatchTally, WorkerMetrics, tally
+from fairuse.stream.metrics import WorkerMetrics, tally
 from fairuse.topics import consumer_lag_async
 
 if TYPE_CHECKING:
     from fairuse.stream.app import Worker
+    from fairuse.stream.delivery import Applied, PartitionBatch
 
 log = logging.getLogger(__name__)
-
-
-class _ChangelogSensor(Sensor):
-    """Reports every record Faust sends to the tenants' changelog topic to the probe."""
-
-    def __init__(self, topic: str, written: Callable[[Any, int | None], None]) -> None:
-        super().__init__()
-        self.topic = topic
-        self._written = written
-
-    def on_send_initiated(
-        self, producer: Any, topic: str, message: Any, keysize: int, valsize: int
-    ) -> Any:
-        if topic == self.topic:
-            self._written(message.key, None if message.value is None else valsize)
-        return None
-
-
-@dataclass(slots=True)
-class BatchMark:
-    """Where a batch started: the time and the ledger's duplicate counter."""
-
-    started_s: float
-    event_id_duplicates: int
 
 
 class WorkerProbe:
@@ -65,16 +36,13 @@ class WorkerProbe:
         self._prefix = settings.kafka.topic_prefix
         self._assigned_once = False
         self.metrics = WorkerMetrics() if settings.ops.metrics_enabled else None
+        self._state_bytes = 0  # bytes of the tenants' state records in the local store
+        self._duplicates_seen = 0
         app = worker.app
-        changelog = worker.table.changelog_topic.get_topic_name()
-        self._sensor = _ChangelogSensor(changelog, self.changelog_written)
-        self._changelog_sent = 0  # bytes written to the changelog since the last batch recorded
-        self._state_sizes: dict[Any, int] = {}
         self._register_pages()
         app.on_partitions_assigned.connect(self._on_assigned)
         app.on_partitions_revoked.connect(self._on_revoked)
         if self.metrics is not None:
-            app.sensors.add(self._sensor)
             interval = float(settings.ops.lag_interval_s)
             app.timer(interval=interval, name="fairuse.read-consumer-lag")(self._read_lag)
 
@@ -87,58 +55,38 @@ class WorkerProbe:
             "policy_loaded": self._worker.policy_ready.is_set(),
         }
 
-    def changelog_written(self, key: Any, size: int | None) -> None:
-        """A state record of ``size`` bytes was sent for ``key`` (None: a tombstone)."""
-        if size is None:
-            self._state_sizes.pop(key, None)
-            return
-        self._changelog_sent += size
-        self._state_sizes[key] = size
-
-    def batch_started(self) -> BatchMark | None:
-        """Mark the start of a batch (None when metrics are off)."""
-        if self.metrics is None:
-            return None
-        core = self._worker.core
-        return BatchMark(time.perf_counter(), core.ledger.duplicates)
-
-    def batch_sent(
-        self, mark: BatchMark | None, messages: Sequence[Inbound], batch: Batch
-    ) -> Callable[[asyncio.Future[Any]], None]:
-        """Count the processed batch now; the returned callback records it once its
-        completion task (acknowledgements and offset commit) has succeeded."""
-        metrics = self.metrics
-        if metrics is None or mark is None:
-            return _ignore
-        core = self._worker.core
-        counts = tally(messages, batch.outputs, self._prefix)
-        event_id_duplicates = core.ledger.duplicates - mark.event_id_duplicates
-        redelivered = batch.skipped
-
-        def done(task: asyncio.Future[Any]) -> None:
-            if task.cancelled() or task.exception() is not None:
-                return  # not committed: the batch is processed again
-            self._record(metrics, mark, counts, event_id_duplicates, redelivered)
-
-        return done
-
-    def _record(
-        self,
-        metrics: WorkerMetrics,
-        mark: BatchMark,
-        counts: BatchTally,
-        event_id_duplicates: int,
-        redelivered: int,
+    def committed(
+        self, parts: Sequence[PartitionBatch], applied: Sequence[Applied], duration_s: float
     ) -> None:
+        """Record the committed ``parts`` of a batch (called before ``applied`` reaches the
+        local store, whose current values give the size each write replaces)."""
+        metrics = self.metrics
+        if metrics is None:
+            return
+        worker = self._worker
+        store = worker.tenants.data
+        tenants_changelog = worker.tenants.changelog_topic.get_topic_name()
+        changelog_bytes = 0
+        for record in applied:
+            if record.message.topic != tenants_changelog:
+                continue
+            old = store.get(record.key)
+            self._state_bytes -= 0 if old is None else len(old)
+            if record.value is not None:
+                self._state_bytes += len(record.value)
+                changelog_bytes += len(record.value)
+        duplicates = worker.core.ledger.duplicates
+        event_id_duplicates, self._duplicates_seen = duplicates - self._duplicates_seen, duplicates
+        messages = [m for part in parts for m in part.messages]
+        outputs = [o for part in parts for o in part.outputs]
         metrics.batch_done(
-            counts,
-            redelivered=redelivered,
+            tally(messages, outputs, self._prefix),
+            redelivered=sum(part.skipped for part in parts),
             event_id_duplicates=event_id_duplicates,
-            state_bytes=sum(self._state_sizes.values()),
-            changelog_bytes=self._changelog_sent,
-            duration_s=time.perf_counter() - mark.started_s,
+            state_bytes=self._state_bytes,
+            changelog_bytes=changelog_bytes,
+            duration_s=duration_s,
         )
-        self._changelog_sent = 0
 
     async def _read_lag(self) -> None:
         worker, metrics = self._worker, self.metrics
@@ -182,7 +130,3 @@ class WorkerProbe:
                 return view.json({"error": "metrics are off (FAIRUSE_METRICS_ENABLED)"}, status=404)
             metrics.ready.set(1 if all(self.conditions().values()) else 0)
             return view.bytes(metrics_text(metrics.registry), headers=dict(METRICS_HEADERS))
-
-
-def _ignore(task: asyncio.Future[Any]) -> None:
-    return None

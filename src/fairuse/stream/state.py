@@ -1,9 +1,9 @@
 """Decoded per-tenant state in front of a byte store (a Faust table), written once per batch.
 
 The ledger mutates :class:`TenantState` objects in place, so every key the ledger reads during a
-batch counts as touched; :meth:`StateCache.flush` encodes the touched states and writes only those
-whose bytes changed. A rebalance marks the cache stale: it is emptied at the next batch, so a
-tenant that moved away and back is read again from the (recovered) table.
+batch counts as touched; :meth:`StateCache.changes` encodes the touched states and returns those
+whose bytes changed. :meth:`StateCache.discard` (a failed batch, a rebalance) empties it, so a
+tenant is read again from the (recovered) store.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ class StateCache(MutableMapping[str, S], Generic[S]):
         self._encode = encode
         self._live: dict[str, S] = {}
         self._touched: set[str] = set()
-        self._stale = False
 
     def __getitem__(self, key: str) -> S:
         state = self._live.get(key)
@@ -74,27 +73,22 @@ class StateCache(MutableMapping[str, S], Generic[S]):
         """Keys read or written since the last flush."""
         return frozenset(self._touched)
 
-    def flush(self) -> list[str]:
-        """Write every touched state whose encoding changed; return the keys written."""
-        written = []
+    def changes(self) -> list[tuple[str, bytes]]:
+        """Every touched state whose encoding differs from the backing store's, as
+        ``(key, bytes)``; forgets the touched set. Nothing is written: the caller makes the
+        changes durable, then applies them to the backing store."""
+        found = []
         for key in sorted(self._touched):
             state = self._live.get(key)
             if state is None:
                 continue
             raw = self._encode(state)
             if self._backing.get(key) != raw:
-                self._backing[key] = raw
-                written.append(key)
+                found.append((key, raw))
         self._touched.clear()
-        return written
+        return found
 
-    def mark_stale(self) -> None:
-        """Forget decoded states at the next :meth:`begin` (partitions were reassigned)."""
-        self._stale = True
-
-    def begin(self) -> None:
-        """Start a batch: drop decoded states if a rebalance happened since the last batch."""
-        if self._stale:
-            self._live.clear()
-            self._touched.clear()
-            self._stale = False
+    def discard(self) -> None:
+        """Forget every decoded and touched state: the next read loads from the store."""
+        self._live.clear()
+        self._touched.clear()

@@ -15,7 +15,7 @@ from fairuse.policy import DEFAULT_POLICY, Limits, Policy, Revision
 from fairuse.recorder.simulator import FleetConfig, simulate
 from fairuse.records import DeadLetter, OutputRecord, UsageAccrual
 from fairuse.settings import KafkaSettings
-from fairuse.stream.core import Inbound, StreamCore, TenantEntry, topic_for
+from fairuse.stream.core import Inbound, StreamCore, TenantEntry, apply_writes, topic_for
 
 KAFKA = KafkaSettings(topic_prefix="t1.")
 TOPIC = "t1.events"
@@ -79,10 +79,9 @@ def test_batched_core_publishes_exactly_the_plain_ledgers_records() -> None:
     published = []
     all_messages = messages()
     for start in range(0, len(all_messages), 257):
-        core.begin()
         batch = core.process(all_messages[start : start + 257])
         published += batch.outputs
-        core.commit()
+        apply_writes(store, core.commit())
     assert [o.value for o in published] == [r.to_json() for r in expected]
     assert [o.topic for o in published] == [topic_for(r, KAFKA) for r in expected]
     assert all(o.key == r.tenant_id.encode() for o, r in zip(published, expected, strict=True))
@@ -119,14 +118,13 @@ def test_crashes_anywhere_lose_nothing_and_change_no_record(data: st.DataObject)
             )
         )
         batch, rest = remaining[:size], remaining[size:]
-        core.begin()
         outputs = core.process(batch).outputs
         crashed = step == "before_publish"
         if not crashed:
             published += [o.value for o in outputs]
             crashed = step == "after_publish"
         if not crashed:
-            core.commit()
+            apply_writes(store, core.commit())
             remaining = rest
             # Offsets are committed rarely, so a crash re-delivers more than the ledger's 7-day
             # event-time dedup horizon (a backlog processed faster than real time).
@@ -149,7 +147,7 @@ def test_redelivery_beyond_the_dedup_horizon_changes_nothing() -> None:
     store: dict[str, bytes] = {}
     core = StreamCore(DEFAULT_POLICY, KAFKA, store)
     published = [o.value for o in core.process(messages()).outputs]
-    core.commit()
+    apply_writes(store, core.commit())
     again = StreamCore(DEFAULT_POLICY, KAFKA, store).process(messages())
     assert again.skipped == sum(isinstance(parse_event(m.value), Event) for m in messages())
     published += [o.value for o in again.outputs]

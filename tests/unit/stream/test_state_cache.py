@@ -15,15 +15,17 @@ def _encode(value: list[int]) -> bytes:
     return ",".join(map(str, value)).encode()
 
 
-def test_reads_decode_once_and_flush_writes_only_changed_values() -> None:
+def test_reads_decode_once_and_changes_are_only_changed_values() -> None:
     store = {"a": b"1,2", "b": b"3"}
     states = cache(store)
     states["a"].append(9)
     assert states["b"] == [3]
     states["c"] = [7]
-    assert states.flush() == ["a", "c"]
-    assert store == {"a": b"1,2,9", "b": b"3", "c": b"7"}
-    assert states.flush() == []
+    changes = states.changes()
+    assert changes == [("a", b"1,2,9"), ("c", b"7")]
+    assert store == {"a": b"1,2", "b": b"3"}  # the caller applies them once durable
+    store.update(changes)
+    assert states.changes() == []
 
 
 def test_missing_key_raises_and_iteration_covers_store_and_new_keys() -> None:
@@ -37,14 +39,13 @@ def test_missing_key_raises_and_iteration_covers_store_and_new_keys() -> None:
     assert "a" in states and "zz" not in states
 
 
-def test_stale_cache_reloads_from_the_store_at_the_next_batch() -> None:
+def test_discarded_cache_reloads_from_the_store() -> None:
     store = {"a": b"1"}
     states = cache(store)
     assert states["a"] == [1]
     store["a"] = b"5"  # recovered from the changelog after a rebalance
-    states.mark_stale()
-    assert states["a"] == [1]  # still the batch in progress
-    states.begin()
+    assert states["a"] == [1]
+    states.discard()
     assert states["a"] == [5]
     assert states.peek("a") == [5] and states.peek("zz") is None
 
