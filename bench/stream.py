@@ -225,7 +225,7 @@ async def ceiling_throughput(base: KafkaSettings, history, pairs) -> float:
     tps = [TopicPartition(topic, p) for p in range(kafka.events_partitions)]
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
-    producers = PartitionProducers(kafka, group, linger_ms=1)
+    producers = PartitionProducers(kafka, group, linger_ms=1, max_record_bytes=16 * 1024 * 1024)
 
     async def start_offsets() -> dict[int, int]:
         return {tp.partition: 0 for tp in tps}

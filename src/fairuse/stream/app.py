@@ -25,7 +25,6 @@ from fairuse.policy import Policy
 from fairuse.settings import Settings
 from fairuse.stream.core import Inbound, StreamCore
 from fairuse.stream.delivery import (
-    MAX_RECORD_BYTES,
     SEEK_INTERVAL_S,
     BatchDelivery,
     PartitionProducers,
@@ -54,9 +53,17 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
     return None
 
 
-TABLES = {"tenants": {"max.message.bytes": str(MAX_RECORD_BYTES)}, "positions": {}}
-"""The worker's tables (name -> extra changelog topic configs); the names are kept across
-versions, so a new version recovers from the changelogs of the previous one."""
+TABLES = ("tenants", "positions")
+"""The worker's tables; the names are kept across versions, so a new version recovers from the
+changelogs of the previous one."""
+
+
+def table_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Each table's extra changelog topic configs: the tenants' accept the largest record."""
+    return {
+        "tenants": {"max.message.bytes": str(settings.worker.max_record_bytes)},
+        "positions": {},
+    }
 
 
 def changelog_specs(settings: Settings) -> list[TopicSpec]:
@@ -71,7 +78,7 @@ def changelog_specs(settings: Settings) -> list[TopicSpec]:
             kafka.replication_factor,
             {"cleanup.policy": "compact", **configs},
         )
-        for name, configs in TABLES.items()
+        for name, configs in table_configs(settings).items()
     ]
 
 
@@ -160,7 +167,7 @@ def create_worker(settings: Settings, policy: Policy) -> Worker:
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
-        consumer_max_fetch_size=MAX_RECORD_BYTES,
+        consumer_max_fetch_size=conf.max_record_bytes,
         broker_max_poll_records=conf.max_poll_records,
         stream_buffer_maxsize=max(4096, conf.batch_max * 2),
         stream_wait_empty=False,
@@ -173,10 +180,12 @@ def create_worker(settings: Settings, policy: Policy) -> Worker:
     )
     tenants, positions = (
         app.Table(name, key_type=str, value_type=bytes, extra_topic_configs=configs)
-        for name, configs in TABLES.items()
+        for name, configs in table_configs(settings).items()
     )
     core = StreamCore(policy, kafka, tenants)  # type: ignore[arg-type]
-    producers = PartitionProducers(kafka, conf.app_id, conf.producer_linger_ms)
+    producers = PartitionProducers(
+        kafka, conf.app_id, conf.producer_linger_ms, conf.max_record_bytes
+    )
     policy_ready = asyncio.Event()
     worker = Worker(app, core, events_topic, tenants, positions, producers, settings, policy_ready)
     delivery = BatchDelivery(

@@ -40,9 +40,6 @@ log = logging.getLogger(__name__)
 SEEK_INTERVAL_S = 2.0
 """Least time between two seeks of one partition (see :meth:`BatchDelivery.admit`)."""
 
-MAX_RECORD_BYTES = 16 * 1024 * 1024
-"""Largest record the worker sends (a state value); the changelog topics accept this size."""
-
 
 class ChangelogTable(Protocol):
     """What the worker needs of a Faust table: its changelog topic and a way to apply records
@@ -103,10 +100,13 @@ class NotOwned(Exception):
 class PartitionProducers:
     """One transactional producer per owned events partition (see the module docstring)."""
 
-    def __init__(self, kafka: KafkaSettings, app_id: str, linger_ms: int) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, app_id: str, linger_ms: int, max_record_bytes: int
+    ) -> None:
         self.kafka = kafka
         self.app_id = app_id
         self.linger_ms = linger_ms
+        self.max_record_bytes = max_record_bytes
         self.producers: dict[int, AIOKafkaProducer] = {}
         self.fenced: set[int] = set()
 
@@ -128,7 +128,7 @@ class PartitionProducers:
             enable_idempotence=True,
             acks="all",
             linger_ms=self.linger_ms,
-            max_request_size=MAX_RECORD_BYTES,
+            max_request_size=self.max_record_bytes,
             **client_kwargs(self.kafka),
         )
         await producer.start()  # InitProducerId: aborts and fences the previous owner's epoch
