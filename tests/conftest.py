@@ -10,6 +10,11 @@
 ``kafka_settings`` (function) is a :class:`KafkaSettings` for that broker with a unique topic
 prefix and the pipeline's topics created, so tests never see each other's records.
 ``free_port`` and ``broker_scripts`` serve tests needing a private broker (tests/kafka_support.py).
+``test_logs`` (function) is where a test puts the logs of the processes it starts (worker, sink).
+
+Under ``deploy/test.sh`` (``FAIRUSE_TEST_RUN_DIR`` set), ``test_logs`` is
+``<run dir>/tests/<test id>/``, removed when the test passed and kept when it failed, and the ids
+of failing tests are appended to ``<run dir>/failed-tests.txt`` for the script's closing summary.
 
 Every test under ``tests/integration/`` is marked ``integration`` automatically, so
 ``pytest -m "not integration"`` runs the unit tests alone.
@@ -18,9 +23,11 @@ Every test under ``tests/integration/`` is marked ``integration`` automatically,
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +44,13 @@ from kafka_support import (
 )
 
 INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
+RUN_DIR_ENV = "FAIRUSE_TEST_RUN_DIR"
+_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+def _run_dir() -> Path | None:
+    value = os.environ.get(RUN_DIR_ENV)
+    return Path(value) if value else None
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +90,47 @@ def broker_scripts(tmp_path: Path, free_port: int) -> Iterator[BrokerScripts]:
     scripts = BrokerScripts(free_port, tmp_path / "kafka")
     yield scripts
     scripts.run("stop")
+
+
+@pytest.fixture
+def test_logs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """A directory for the logs of the processes this test starts; kept if the test fails."""
+    run_dir = _run_dir()
+    if run_dir is None:
+        yield tmp_path
+        return
+    name = re.sub(r"[^\w.=-]+", "_", request.node.nodeid.removeprefix("tests/"))[:150]
+    directory = run_dir / "tests" / name
+    directory.mkdir(parents=True, exist_ok=True)
+    yield directory
+    if not any(report.failed for report in request.node.stash.get(_REPORTS, {}).values()):
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    item.stash.setdefault(_REPORTS, {})[report.when] = report
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _record_failure(report)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    _record_failure(report)
+
+
+def _record_failure(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Append a failing test's (or module's) id to the run's list, for deploy/test.sh."""
+    run_dir = _run_dir()
+    if report.failed and run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with (run_dir / "failed-tests.txt").open("a") as failed:
+            failed.write(f"{report.nodeid or report.fspath}\n")
 
 
 def pytest_configure(config: pytest.Config) -> None:
