@@ -9,8 +9,9 @@
 #
 # Variables: TEST_KAFKA_PORT (a fixed client port instead; the controller's is the next free one),
 # TEST_RUN_DIR (default var/test/run-<UTC time>-<pid>): the broker's data and logs (kafka/, logs
-# in kafka/logs/) and, per test, the logs of the worker/sink processes it started (tests/<test>/,
-# kept only for failed tests). Removed after a passing run, kept after a failing one, whose
+# in kafka/logs/) and pytest's tmp_path of each test (tmp/), which holds the logs of the
+# worker/sink processes the test started; pytest removes it when the test passes
+# (tmp_path_retention_policy=failed). Removed after a passing run, kept after a failing one, whose
 # failing test ids are printed at the end.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -40,8 +41,8 @@ finish() {
       echo "test: failing tests:"
       awk '!seen[$0]++ { print "  " $0 }' "$run_dir/failed-tests.txt"
     fi
-    if [[ -n "$(ls -A "$run_dir/tests" 2>/dev/null)" ]]; then
-      echo "test: worker/sink logs of the failed tests in $run_dir/tests/"
+    if [[ -n "$(ls -A "$run_dir/tmp" 2>/dev/null)" ]]; then
+      echo "test: tmp dirs of the failed tests (worker/sink logs) in $run_dir/tmp/"
     fi
     echo "test: broker logs in $KAFKA_DATA_DIR/logs"
   } >&2 || true
@@ -55,5 +56,6 @@ mkdir -p "$run_dir"
 FAIRUSE_KAFKA_BOOTSTRAP="$(deploy/kafka/start.sh)"
 export FAIRUSE_KAFKA_BOOTSTRAP
 status=0
-"$python" -m pytest "$@" || status=$?
+"$python" -m pytest --basetemp="$run_dir/tmp" -o tmp_path_retention_policy=failed "$@" ||
+  status=$?
 exit "$status"

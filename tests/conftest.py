@@ -10,11 +10,11 @@
 ``kafka_settings`` (function) is a :class:`KafkaSettings` for that broker with a unique topic
 prefix and the pipeline's topics created, so tests never see each other's records.
 ``free_port`` and ``broker_scripts`` serve tests needing a private broker (tests/kafka_support.py).
-``test_logs`` (function) is where a test puts the logs of the processes it starts (worker, sink).
 
-Under ``deploy/test.sh`` (``FAIRUSE_TEST_RUN_DIR`` set), ``test_logs`` is
-``<run dir>/tests/<test id>/``, removed when the test passed and kept when it failed, and the ids
-of failing tests are appended to ``<run dir>/failed-tests.txt`` for the script's closing summary.
+Under ``deploy/test.sh`` (``FAIRUSE_TEST_RUN_DIR`` set) the ids of failing tests are appended to
+``<run dir>/failed-tests.txt`` for the script's closing summary; the script also keeps the
+``tmp_path`` of failed tests (with the logs of the worker/sink processes they started).
+Hypothesis runs without its per-example deadline: property tests judge answers, not speed.
 
 Every test under ``tests/integration/`` is marked ``integration`` automatically, so
 ``pytest -m "not integration"`` runs the unit tests alone.
@@ -23,14 +23,13 @@ Every test under ``tests/integration/`` is marked ``integration`` automatically,
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import uuid
 import warnings
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from fairuse.settings import KafkaSettings
 from fairuse.topics import create_topics
@@ -45,7 +44,13 @@ from kafka_support import (
 
 INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
 RUN_DIR_ENV = "FAIRUSE_TEST_RUN_DIR"
-_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+# Property tests judge answers, not speed: on a busy machine one example may take seconds, which
+# Hypothesis would otherwise report as a failure (its 200 ms deadline, its too-slow health check).
+settings.register_profile(
+    "busy-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("busy-machine")
 
 
 def _run_dir() -> Path | None:
@@ -90,30 +95,6 @@ def broker_scripts(tmp_path: Path, free_port: int) -> Iterator[BrokerScripts]:
     scripts = BrokerScripts(free_port, tmp_path / "kafka")
     yield scripts
     scripts.run("stop")
-
-
-@pytest.fixture
-def test_logs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
-    """A directory for the logs of the processes this test starts; kept if the test fails."""
-    run_dir = _run_dir()
-    if run_dir is None:
-        yield tmp_path
-        return
-    name = re.sub(r"[^\w.=-]+", "_", request.node.nodeid.removeprefix("tests/"))[:150]
-    directory = run_dir / "tests" / name
-    directory.mkdir(parents=True, exist_ok=True)
-    yield directory
-    if not any(report.failed for report in request.node.stash.get(_REPORTS, {}).values()):
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item,
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    item.stash.setdefault(_REPORTS, {})[report.when] = report
-    return report
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

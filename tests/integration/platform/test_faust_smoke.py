@@ -132,9 +132,9 @@ class SmokeApp:
 
 @pytest.fixture(params=["at_least_once", "exactly_once"])
 def smoke_app(
-    kafka_bootstrap: str, test_logs: Path, request: pytest.FixtureRequest
+    kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[SmokeApp]:
-    app = SmokeApp(kafka_bootstrap, test_logs, request.param)
+    app = SmokeApp(kafka_bootstrap, tmp_path, request.param)
     app.create_topics()
     yield app
     if app.worker is not None:

@@ -31,15 +31,15 @@ def simulated_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def workers(
-    kafka_settings: KafkaSettings, test_logs: Path
+    kafka_settings: KafkaSettings, tmp_path: Path
 ) -> Iterator[Callable[..., WorkerProcess]]:
     """A factory of worker processes in one consumer group (own app id per test); all stopped
-    at the end, their logs (and data dirs) in ``test_logs``, kept if the test fails."""
+    at the end, their logs kept in the test's tmp dir."""
     app_id = f"w{uuid.uuid4().hex[:10]}"
     started: list[WorkerProcess] = []
 
     def make(**env: str) -> WorkerProcess:
-        worker = WorkerProcess(kafka_settings, app_id, free_port(), test_logs, dict(env))
+        worker = WorkerProcess(kafka_settings, app_id, free_port(), tmp_path, dict(env))
         started.append(worker)
         return worker
 
