@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -14,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fairuse.kafka import client_kwargs
 from fairuse.settings import KafkaSettings
 from fairuse.topics import create_topics
+from kafka_support import scaled_s
 
 STATUS_RUNNING, STATUS_NOT_ANSWERING, STATUS_STOPPED = 0, 1, 3
 
@@ -31,14 +33,20 @@ def _produce(settings: KafkaSettings, value: bytes) -> None:
 
 
 def _read_all(settings: KafkaSettings) -> list[bytes]:
+    """Every record of the events topic (which holds at least one)."""
+
     async def read() -> list[bytes]:
         consumer = AIOKafkaConsumer(
             settings.topic("events"), auto_offset_reset="earliest", **client_kwargs(settings)
         )
         await consumer.start()
         try:
-            batches = await consumer.getmany(timeout_ms=10_000)
-            return [record.value for records in batches.values() for record in records]
+            deadline = time.monotonic() + scaled_s(120)
+            found: list[bytes] = []
+            while not found and time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=1000)
+                found = [record.value for records in batches.values() for record in records]
+            return found
         finally:
             await consumer.stop()
 

@@ -19,7 +19,7 @@ from fairuse.errors import BrokerError
 from fairuse.kafka import client_kwargs
 from fairuse.settings import KafkaSettings
 from fairuse.topics import create_topics
-from kafka_support import BrokerScripts, free_port, free_port_pair
+from kafka_support import BrokerScripts, free_port, free_port_pair, scaled_s
 
 USER, PASSWORD, STORE_PASSWORD = "meter", "s3cret-pw", "changeit"
 
@@ -141,7 +141,7 @@ def test_produce_and_consume_over_sasl_ssl_scram(secured_settings: KafkaSettings
         )
         await consumer.start()
         try:
-            return (await asyncio.wait_for(consumer.getone(), timeout=30)).value
+            return (await asyncio.wait_for(consumer.getone(), timeout=scaled_s(120))).value
         finally:
             await consumer.stop()
 
