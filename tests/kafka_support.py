@@ -88,7 +88,10 @@ class BrokerScripts:
         self.bootstrap = f"127.0.0.1:{port}"
         self.env = dict(os.environ)
         self.env.update(
-            KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(port + 1), KAFKA_DATA_DIR=str(data_dir)
+            KAFKA_PORT=str(port),
+            KAFKA_CONTROLLER_PORT=str(port + 1),
+            KAFKA_DATA_DIR=str(data_dir),
+            KAFKA_STATUS_TIMEOUT_S=str(round(scaled_s(120))),  # a healthy broker on a busy machine
         )
 
     def run(self, name: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:

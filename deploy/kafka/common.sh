@@ -11,7 +11,9 @@ KAFKA_CHECKOUT="$(cd "$KAFKA_SCRIPT_DIR/../.." && pwd)"
 FAIRUSE_CACHE="${FAIRUSE_CACHE:-$HOME/.cache/fairuse}"
 KAFKA_HOME="${KAFKA_HOME:-$FAIRUSE_CACHE/kafka-$KAFKA_VERSION}"
 KAFKA_LIBS="$KAFKA_HOME/libs"
-KAFKA_TOOLS="$KAFKA_HOME/tools"
+# The compiled readiness probe, per version of its source: a changed KafkaReady.java is compiled
+# again (kafka_require_fetched) without fetching anything.
+KAFKA_TOOLS="$KAFKA_HOME/tools-$(cksum <"$KAFKA_SCRIPT_DIR/KafkaReady.java" | cut -d' ' -f1)"
 KAFKA_FETCHED_MARKER="$KAFKA_HOME/.fetched"
 
 KAFKA_HOST="127.0.0.1"
@@ -103,6 +105,7 @@ kafka_free_port() {
 # Run the readiness probe: a real metadata request, retried until the deadline.
 #   kafka_probe BOOTSTRAP TIMEOUT_S [PID_TO_WATCH]
 kafka_probe() {
+  [[ -f "$KAFKA_TOOLS/KafkaReady.class" ]] || kafka_compile_probe
   java -cp "$KAFKA_TOOLS:$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$KAFKA_SCRIPT_DIR/log4j2-quiet.properties" \
     KafkaReady "$@"
 }
@@ -117,4 +120,14 @@ kafka_lock() {
 
 kafka_require_fetched() {
   [[ -f "$KAFKA_FETCHED_MARKER" ]] || "$KAFKA_SCRIPT_DIR/fetch.sh"
+}
+
+# Compile the readiness probe into KAFKA_TOOLS (atomically: concurrent starts may race here).
+kafka_compile_probe() {
+  command -v javac >/dev/null || kafka_die "javac (JDK 17+) is needed to build the readiness probe"
+  local partial
+  partial="$(mktemp -d "$KAFKA_HOME/tools.partial.XXXXXX")"
+  javac -d "$partial" -cp "$KAFKA_LIBS/*" "$KAFKA_SCRIPT_DIR/KafkaReady.java" ||
+    { rm -rf "$partial"; kafka_die "could not compile the readiness probe"; }
+  mv -T "$partial" "$KAFKA_TOOLS" 2>/dev/null || rm -rf "$partial" # another start won the race
 }
