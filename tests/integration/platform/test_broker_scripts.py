@@ -41,7 +41,7 @@ def _read_all(settings: KafkaSettings) -> list[bytes]:
         )
         await consumer.start()
         try:
-            deadline = time.monotonic() + scaled_s(120)
+            deadline = time.monotonic() + scaled_s(40)
             found: list[bytes] = []
             while not found and time.monotonic() < deadline:
                 batches = await consumer.getmany(timeout_ms=1000)

@@ -29,7 +29,7 @@ from kafka_support import scaled_s
 
 APP = Path(__file__).with_name("faust_smoke_app.py")
 PARTITIONS = 2
-DEADLINE_S = scaled_s(180)  # for the expected output, and for a clean worker shutdown
+DEADLINE_S = scaled_s(90)  # for the expected output, and for a clean worker shutdown
 
 
 class SmokeApp:

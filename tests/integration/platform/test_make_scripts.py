@@ -35,7 +35,7 @@ def _test_sh(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[st
     done = subprocess.run(
         [str(REPO_ROOT / "deploy" / "test.sh"), "-c", str(tmp_path / "pytest.ini"),
          "-p", "conftest", "-p", "no:cacheprovider", str(tmp_path / "test_demo.py"), *args],
-        env=env, capture_output=True, text=True, timeout=scaled_s(600), check=False,
+        env=env, capture_output=True, text=True, timeout=scaled_s(300), check=False,
     )  # fmt: skip
     return done, run_dir
 
@@ -72,7 +72,7 @@ def test_make_run_on_a_busy_port_names_the_variable_to_change(tmp_path: Path) ->
 
         done = subprocess.run(
             [str(REPO_ROOT / "deploy" / "run.sh")],
-            env=env, capture_output=True, text=True, timeout=scaled_s(300), check=False,
+            env=env, capture_output=True, text=True, timeout=scaled_s(120), check=False,
         )  # fmt: skip
 
     assert done.returncode == 1

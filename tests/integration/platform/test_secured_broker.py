@@ -141,7 +141,7 @@ def test_produce_and_consume_over_sasl_ssl_scram(secured_settings: KafkaSettings
         )
         await consumer.start()
         try:
-            return (await asyncio.wait_for(consumer.getone(), timeout=scaled_s(120))).value
+            return (await asyncio.wait_for(consumer.getone(), timeout=scaled_s(40))).value
         finally:
             await consumer.stop()
 

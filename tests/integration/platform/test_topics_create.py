@@ -86,7 +86,7 @@ def test_a_backdated_event_gets_the_brokers_append_time(kafka_settings: KafkaSet
         )
         await consumer.start()
         try:
-            record = await asyncio.wait_for(consumer.getone(), timeout=scaled_s(120))
+            record = await asyncio.wait_for(consumer.getone(), timeout=scaled_s(40))
         finally:
             await consumer.stop()
         return record.timestamp, record.timestamp_type

@@ -272,7 +272,7 @@ def http_get(port: int, path: str, token: str | None = None) -> tuple[int, Any]:
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=scaled_s(60)) as response:
+        with urllib.request.urlopen(request, timeout=scaled_s(20)) as response:
             status, body = response.status, response.read()
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read()
