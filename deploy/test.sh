@@ -26,6 +26,10 @@ status=1
 finish() {
   trap '' PIPE # output may go to a closed pipe; stop the broker regardless
   deploy/kafka/stop.sh || true
+  local pid_file # private brokers of tests that were interrupted before their teardown
+  for pid_file in "$run_dir"/tmp/*/*/kafka.pid "$run_dir"/tmp/*/kafka.pid; do
+    [[ -f "$pid_file" ]] && KAFKA_DATA_DIR="$(dirname "$pid_file")" deploy/kafka/stop.sh || true
+  done
   if ((status == 0)); then
     rm -rf "$run_dir"
     return
