@@ -43,8 +43,8 @@ rm -rf "$run_dir"
 mkdir -p "$run_dir"
 web_port="${FAIRUSE_WORKER_WEB_PORT:-6066}"
 if (exec 3<>"/dev/tcp/127.0.0.1/$web_port") 2>/dev/null; then
-  echo "run: port $web_port (the worker's HTTP port) is taken by another process;" \
-    "set FAIRUSE_WORKER_WEB_PORT to a free port, e.g. FAIRUSE_WORKER_WEB_PORT=$((web_port + 100)) make run" >&2
+  echo "run: port $web_port (the worker's HTTP port) is taken by another process; set" \
+    "FAIRUSE_WORKER_WEB_PORT to a free port, e.g. FAIRUSE_WORKER_WEB_PORT=$((web_port + 100))" >&2
   exit 1
 fi
 FAIRUSE_KAFKA_BOOTSTRAP="$(deploy/kafka/start.sh)" ||

@@ -18,7 +18,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 python=.venv/bin/python
 run_dir="${TEST_RUN_DIR:-$PWD/var/test/run-$(date -u +%Y%m%dT%H%M%SZ)-$$}"
-export FAIRUSE_TEST_RUN_DIR="$run_dir" # tests/conftest.py: per-test logs, failed test ids
+export FAIRUSE_TEST_RUN_DIR="$run_dir" # tests/conftest.py appends failing test ids there
 export KAFKA_PORT="${TEST_KAFKA_PORT:-auto}" KAFKA_DATA_DIR="$run_dir/kafka"
 unset KAFKA_CONTROLLER_PORT KAFKA_LOG_DIR # a development broker's settings are not ours
 
@@ -46,7 +46,7 @@ finish() {
       awk '!seen[$0]++ { print "  " $0 }' "$run_dir/failed-tests.txt"
     fi
     if [[ -n "$(ls -A "$run_dir/tmp" 2>/dev/null)" ]]; then
-      echo "test: tmp dirs of the failed tests (worker/sink logs) in $run_dir/tmp/"
+      echo "test: tmp dirs of the failed tests (worker logs) in $run_dir/tmp/"
     fi
     echo "test: broker logs in $KAFKA_DATA_DIR/logs"
   } >&2 || true

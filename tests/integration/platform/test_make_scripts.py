@@ -47,7 +47,7 @@ def test_a_failing_run_names_the_failed_tests_and_keeps_their_logs(tmp_path: Pat
     summary = done.stderr[done.stderr.index("test: FAILED") :]
     assert "test: failing tests:\n  test_demo.py::test_fails\n" in summary
     assert "test_passes" not in summary
-    assert f"tmp dirs of the failed tests (worker/sink logs) in {run_dir}/tmp/" in summary
+    assert f"tmp dirs of the failed tests (worker logs) in {run_dir}/tmp/" in summary
     assert f"broker logs in {run_dir}/kafka/logs" in summary
     kept = {log.resolve() for log in run_dir.glob("tmp/*/worker.log")}  # "...current" links
     assert [log.read_text() for log in kept] == ["the worker said why\n"]  # not the passing one
