@@ -7,7 +7,9 @@
 # Variables: RUN_MONTH (the month simulated and reported, default 2026-11), RUN_TENANTS
 # (default 12), RUN_SEED (default 1), RUN_TENANT (whose daily usage the report shows, default
 # tenant-003),
-# KAFKA_PORT (default 19092), RUN_DIR (default var/run; wiped at the start of every run),
+# KAFKA_PORT (default 19092; if that port is busy the run stops and says so: set another, or
+# KAFKA_PORT=auto for free ports; the controller's port, the next one, moves by itself if taken),
+# RUN_DIR (default var/run; wiped at the start of every run),
 # FAIRUSE_WORKER_WEB_PORT (the worker's HTTP port, default 6066).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,7 +41,14 @@ trap '' PIPE  # `make run | head` must still reach the clean-up
 deploy/kafka/stop.sh
 rm -rf "$run_dir"
 mkdir -p "$run_dir"
-FAIRUSE_KAFKA_BOOTSTRAP="$(deploy/kafka/start.sh)"
+web_port="${FAIRUSE_WORKER_WEB_PORT:-6066}"
+if (exec 3<>"/dev/tcp/127.0.0.1/$web_port") 2>/dev/null; then
+  echo "run: port $web_port (the worker's HTTP port) is taken by another process; set" \
+    "FAIRUSE_WORKER_WEB_PORT to a free port, e.g. FAIRUSE_WORKER_WEB_PORT=$((web_port + 100))" >&2
+  exit 1
+fi
+FAIRUSE_KAFKA_BOOTSTRAP="$(deploy/kafka/start.sh)" ||
+  { echo "run: the Kafka broker did not start (why: above)" >&2; exit 1; }
 export FAIRUSE_KAFKA_BOOTSTRAP
 
 echo "== topics on $FAIRUSE_KAFKA_BOOTSTRAP"

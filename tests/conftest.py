@@ -11,6 +11,11 @@
 prefix and the pipeline's topics created, so tests never see each other's records.
 ``free_port`` and ``broker_scripts`` serve tests needing a private broker (tests/kafka_support.py).
 
+Under ``deploy/test.sh`` (``FAIRUSE_TEST_RUN_DIR`` set) the ids of failing tests are appended to
+``<run dir>/failed-tests.txt`` for the script's closing summary; the script also keeps the
+``tmp_path`` of failed tests (with the logs of the worker/sink processes they started).
+Hypothesis runs without its per-example deadline: property tests judge answers, not speed.
+
 Every test under ``tests/integration/`` is marked ``integration`` automatically, so
 ``pytest -m "not integration"`` runs the unit tests alone.
 """
@@ -24,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from fairuse.settings import KafkaSettings
 from fairuse.topics import create_topics
@@ -37,6 +43,19 @@ from kafka_support import (
 )
 
 INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
+RUN_DIR_ENV = "FAIRUSE_TEST_RUN_DIR"
+
+# Property tests judge answers, not speed: on a busy machine one example may take seconds, which
+# Hypothesis would otherwise report as a failure (its 200 ms deadline, its too-slow health check).
+settings.register_profile(
+    "busy-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("busy-machine")
+
+
+def _run_dir() -> Path | None:
+    value = os.environ.get(RUN_DIR_ENV)
+    return Path(value) if value else None
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +95,23 @@ def broker_scripts(tmp_path: Path, free_port: int) -> Iterator[BrokerScripts]:
     scripts = BrokerScripts(free_port, tmp_path / "kafka")
     yield scripts
     scripts.run("stop")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _record_failure(report)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    _record_failure(report)
+
+
+def _record_failure(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Append a failing test's (or module's) id to the run's list, for deploy/test.sh."""
+    run_dir = _run_dir()
+    if report.failed and run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with (run_dir / "failed-tests.txt").open("a") as failed:
+            failed.write(f"{report.nodeid or report.fspath}\n")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +20,16 @@ from fairuse.settings import KafkaSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPTS = REPO_ROOT / "deploy" / "kafka"
+
+
+TIMEOUT_SCALE_ENV = "FAIRUSE_TEST_TIMEOUT_SCALE"
+
+
+def scaled_s(seconds: float) -> float:
+    """A test deadline: ``seconds`` (enough on an idle machine) times ``FAIRUSE_TEST_TIMEOUT_SCALE``
+    (default 3, for a machine whose cores are busy with other work). A deadline only bounds how
+    long a broken test hangs; a passing test ends as soon as its condition holds."""
+    return seconds * float(os.environ.get(TIMEOUT_SCALE_ENV) or 3)
 
 
 def kafka_version() -> str:
@@ -50,21 +59,25 @@ def wait_for_broker(bootstrap: str, deadline_s: float) -> bool:
     return False
 
 
+def free_port(count: int = 1) -> int:
+    """A port ``p`` on 127.0.0.1 with ``p`` .. ``p + count - 1`` unused, outside the kernel's
+    ephemeral range, so no outgoing connection can take it before it is bound: the rule of the
+    broker scripts (``kafka_free_port`` in deploy/kafka/common.sh), for every port a test picks."""
+    picked = subprocess.run(
+        ["bash", "-c", f'source "{KAFKA_SCRIPTS}/common.sh" && kafka_free_port {count}'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if picked.returncode != 0:
+        raise RuntimeError(f"no free port: {picked.stderr.strip()}")
+    return int(picked.stdout)
+
+
 def free_port_pair() -> int:
-    """A port ``p`` on 127.0.0.1 such that ``p`` and ``p + 1`` are both free right now."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port >= 65535:
-            continue
-        with socket.socket() as second:
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two adjacent free ports on 127.0.0.1")
+    """A port ``p`` such that ``p`` and ``p + 1`` are both free (broker + controller)."""
+    return free_port(2)
 
 
 class BrokerScripts:
@@ -76,7 +89,10 @@ class BrokerScripts:
         self.bootstrap = f"127.0.0.1:{port}"
         self.env = dict(os.environ)
         self.env.update(
-            KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(port + 1), KAFKA_DATA_DIR=str(data_dir)
+            KAFKA_PORT=str(port),
+            KAFKA_CONTROLLER_PORT=str(port + 1),
+            KAFKA_DATA_DIR=str(data_dir),
+            KAFKA_STATUS_TIMEOUT_S=str(round(scaled_s(40))),  # a healthy broker on a busy machine
         )
 
     def run(self, name: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:

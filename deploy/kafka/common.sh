@@ -11,16 +11,25 @@ KAFKA_CHECKOUT="$(cd "$KAFKA_SCRIPT_DIR/../.." && pwd)"
 FAIRUSE_CACHE="${FAIRUSE_CACHE:-$HOME/.cache/fairuse}"
 KAFKA_HOME="${KAFKA_HOME:-$FAIRUSE_CACHE/kafka-$KAFKA_VERSION}"
 KAFKA_LIBS="$KAFKA_HOME/libs"
-KAFKA_TOOLS="$KAFKA_HOME/tools"
+# The compiled readiness probe, per version of its source: a changed KafkaReady.java is compiled
+# again (kafka_require_fetched) without fetching anything.
+KAFKA_TOOLS="$KAFKA_HOME/tools-$(cksum <"$KAFKA_SCRIPT_DIR/KafkaReady.java" | cut -d' ' -f1)"
 KAFKA_FETCHED_MARKER="$KAFKA_HOME/.fetched"
 
 KAFKA_HOST="127.0.0.1"
+# KAFKA_PORT=auto: start.sh picks free ports outside the ephemeral range (kafka_free_port).
 KAFKA_PORT="${KAFKA_PORT:-19092}"
-KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
+KAFKA_CONTROLLER_PORT_GIVEN="${KAFKA_CONTROLLER_PORT:+yes}" # else start.sh may choose another
+if [[ "$KAFKA_PORT" == auto ]]; then
+  KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-auto}"
+else
+  KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
+fi
+KAFKA_PORT_ATTEMPTS="${KAFKA_PORT_ATTEMPTS:-3}"
 KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$KAFKA_CHECKOUT/var/kafka}"
 KAFKA_LOG_DIR="${KAFKA_LOG_DIR:-$KAFKA_DATA_DIR/logs}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms512m -Xmx512m}"
-KAFKA_START_TIMEOUT_S="${KAFKA_START_TIMEOUT_S:-60}"
+KAFKA_START_TIMEOUT_S="${KAFKA_START_TIMEOUT_S:-180}"
 KAFKA_STOP_TIMEOUT_S="${KAFKA_STOP_TIMEOUT_S:-30}"
 
 KAFKA_CONFIG="$KAFKA_DATA_DIR/server.properties"
@@ -58,9 +67,45 @@ kafka_port_in_use() {
   (exec 3<>"/dev/tcp/$KAFKA_HOST/$1") 2>/dev/null
 }
 
+# The local TCP ports of every socket on this host (any state, IPv4 and IPv6), one a line.
+kafka_ports_taken() {
+  local hex
+  for hex in $(awk 'FNR > 1 { sub(/.*:/, "", $2); print $2 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null); do
+    echo "$((16#$hex))"
+  done
+}
+
+# Print a port p such that p .. p+$1-1 (default 1) are all unused, chosen at random OUTSIDE the
+# kernel's ephemeral range (/proc/sys/net/ipv4/ip_local_port_range): outgoing connections take
+# their local ports from that range, so one of them cannot grab a port picked here between the
+# check and the broker's bind. Only a process binding that very port explicitly can; start.sh
+# retries on fresh ports then.
+kafka_free_port() {
+  local count="${1:-1}" low=32768 high=60999 range
+  range="$(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)" && read -r low high <<<"$range"
+  # Candidates: 10000 .. low-1 and high+1 .. 65535 (ports below 10000 are left to services).
+  local below=$((low - 10000 - count + 1)) above=$((65535 - high - count + 1))
+  ((below > 0)) || below=0
+  ((above > 0)) || above=0
+  ((below + above > 0)) || kafka_die "no ports outside the ephemeral range $low-$high"
+  local taken attempt pick port i
+  taken=" $(kafka_ports_taken | sort -un | tr '\n' ' ') "
+  for attempt in {1..200}; do
+    pick=$(((RANDOM << 15 | RANDOM) % (below + above)))
+    if ((pick < below)); then port=$((10000 + pick)); else port=$((high + 1 + pick - below)); fi
+    for ((i = 0; i < count; i++)); do
+      [[ "$taken" == *" $((port + i)) "* ]] && continue 2
+    done
+    echo "$port"
+    return 0
+  done
+  kafka_die "no $count free adjacent ports outside the ephemeral range $low-$high"
+}
+
 # Run the readiness probe: a real metadata request, retried until the deadline.
 #   kafka_probe BOOTSTRAP TIMEOUT_S [PID_TO_WATCH]
 kafka_probe() {
+  [[ -f "$KAFKA_TOOLS/KafkaReady.class" ]] || kafka_compile_probe
   java -cp "$KAFKA_TOOLS:$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$KAFKA_SCRIPT_DIR/log4j2-quiet.properties" \
     KafkaReady "$@"
 }
@@ -75,4 +120,14 @@ kafka_lock() {
 
 kafka_require_fetched() {
   [[ -f "$KAFKA_FETCHED_MARKER" ]] || "$KAFKA_SCRIPT_DIR/fetch.sh"
+}
+
+# Compile the readiness probe into KAFKA_TOOLS (atomically: concurrent starts may race here).
+kafka_compile_probe() {
+  command -v javac >/dev/null || kafka_die "javac (JDK 17+) is needed to build the readiness probe"
+  local partial
+  partial="$(mktemp -d "$KAFKA_HOME/tools.partial.XXXXXX")"
+  javac -d "$partial" -cp "$KAFKA_LIBS/*" "$KAFKA_SCRIPT_DIR/KafkaReady.java" ||
+    { rm -rf "$partial"; kafka_die "could not compile the readiness probe"; }
+  mv -T "$partial" "$KAFKA_TOOLS" 2>/dev/null || rm -rf "$partial" # another start won the race
 }

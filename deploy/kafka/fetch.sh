@@ -36,7 +36,7 @@ cat >"$work/pom.xml" <<POM
 </project>
 POM
 rm -rf "$KAFKA_LIBS.partial" "$KAFKA_TOOLS"
-mkdir -p "$KAFKA_HOME" "$KAFKA_TOOLS"
+mkdir -p "$KAFKA_HOME"
 if ! mvn -B --strict-checksums -f "$work/pom.xml" -Dmaven.repo.local="$FAIRUSE_CACHE/m2" \
   dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.partial" \
   >"$work/mvn.log" 2>&1; then
@@ -45,6 +45,6 @@ if ! mvn -B --strict-checksums -f "$work/pom.xml" -Dmaven.repo.local="$FAIRUSE_C
 fi
 rm -rf "$KAFKA_LIBS"
 mv "$KAFKA_LIBS.partial" "$KAFKA_LIBS"
-javac -d "$KAFKA_TOOLS" -cp "$KAFKA_LIBS/*" "$KAFKA_SCRIPT_DIR/KafkaReady.java"
+kafka_compile_probe
 echo "$KAFKA_VERSION" >"$KAFKA_FETCHED_MARKER"
 kafka_log "fetched $(ls "$KAFKA_LIBS" | wc -l) jars into $KAFKA_LIBS"

@@ -9,7 +9,7 @@ if ! pid="$(kafka_running_pid)"; then
   exit 3
 fi
 bootstrap="$(cat "$KAFKA_BOOTSTRAP_FILE" 2>/dev/null || echo "$KAFKA_HOST:$KAFKA_PORT")"
-if answer="$(kafka_probe "$bootstrap" "${KAFKA_STATUS_TIMEOUT_S:-5}" "$pid" 2>&1)"; then
+if answer="$(kafka_probe "$bootstrap" "${KAFKA_STATUS_TIMEOUT_S:-30}" "$pid" 2>&1)"; then
   echo "running pid=$pid bootstrap=$bootstrap $answer"
   exit 0
 fi

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import socket
 import threading
 from collections.abc import Callable
 from email import message_from_bytes, policy
@@ -22,6 +21,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from fairuse.kafka import client_kwargs
 from fairuse.records import Enforcement, Violation
 from fairuse.settings import KafkaSettings, NotifySettings
+from kafka_support import free_port
 
 SECRET = "whsec_" + base64.b64encode(b"a test secret of thirty-two byte").decode()
 T0 = 1_793_577_600_000  # 2026-11-02T00:00:00Z
@@ -124,13 +124,6 @@ async def until(check: Callable[[], bool], what: str, timeout_s: float = 90) -> 
         while not check():
             await asyncio.sleep(0.05)
     assert check(), what
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (nothing listens there: connections are refused)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Receiver:

@@ -14,7 +14,6 @@ import pytest
 from notify_support import (
     Receiver,
     fast_settings,
-    free_port,
     notice,
     produce,
     until,
@@ -28,6 +27,7 @@ from fairuse.cli import main as fairuse_main
 from fairuse.settings import KafkaSettings, Settings, WarehouseSettings
 from fairuse.topics import consumer_lag_async
 from fairuse.warehouse.sink import run_sink
+from kafka_support import free_port
 
 
 async def _notifier_process(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
+import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -13,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fairuse.kafka import client_kwargs
 from fairuse.settings import KafkaSettings
 from fairuse.topics import create_topics
+from kafka_support import scaled_s
 
 STATUS_RUNNING, STATUS_NOT_ANSWERING, STATUS_STOPPED = 0, 1, 3
 
@@ -30,14 +33,20 @@ def _produce(settings: KafkaSettings, value: bytes) -> None:
 
 
 def _read_all(settings: KafkaSettings) -> list[bytes]:
+    """Every record of the events topic (which holds at least one)."""
+
     async def read() -> list[bytes]:
         consumer = AIOKafkaConsumer(
             settings.topic("events"), auto_offset_reset="earliest", **client_kwargs(settings)
         )
         await consumer.start()
         try:
-            batches = await consumer.getmany(timeout_ms=10_000)
-            return [record.value for records in batches.values() for record in records]
+            deadline = time.monotonic() + scaled_s(40)
+            found: list[bytes] = []
+            while not found and time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=1000)
+                found = [record.value for records in batches.values() for record in records]
+            return found
         finally:
             await consumer.stop()
 
@@ -84,6 +93,81 @@ def test_a_port_taken_by_another_process_is_a_clear_error(broker_scripts) -> Non
 
     assert started.returncode != 0
     assert f"port {broker_scripts.port} on 127.0.0.1 is taken by another process" in started.stderr
+    assert "set KAFKA_PORT to a free port" in started.stderr  # a port given is never changed
+
+
+def _ephemeral_ports() -> range:
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    return range(low, high + 1)
+
+
+def test_a_controller_port_lost_before_the_bind_is_retried_on_a_fresh_port(
+    broker_scripts,
+) -> None:
+    del broker_scripts.env["KAFKA_CONTROLLER_PORT"]  # not given: start.sh may move it
+    controller = broker_scripts.port + 1
+    with socket.socket() as client:
+        # Bound, not listening: what an outgoing connection holds. The check before the start
+        # sees nothing; the broker's own bind fails.
+        client.bind(("127.0.0.1", controller))
+
+        started = broker_scripts.run("start")
+
+    assert started.returncode == 0, started.stderr
+    assert (
+        f"port {controller} on 127.0.0.1 was taken by another process; retrying on fresh ports"
+        " (attempt 2 of 3)" in started.stderr
+    )
+    assert started.stdout.strip() == broker_scripts.bootstrap  # the client port given is kept
+    config = (broker_scripts.data_dir / "server.properties").read_text()
+    assert f"CONTROLLER://127.0.0.1:{controller}" not in config
+    assert broker_scripts.run("status").returncode == STATUS_RUNNING
+
+
+def test_automatic_ports_lie_outside_the_ephemeral_range(broker_scripts) -> None:
+    broker_scripts.env["KAFKA_PORT"] = "auto"
+    del broker_scripts.env["KAFKA_CONTROLLER_PORT"]
+
+    started = broker_scripts.run("start")
+
+    assert started.returncode == 0, started.stderr
+    port = int(started.stdout.strip().rsplit(":", 1)[1])
+    assert port not in _ephemeral_ports() and port + 1 not in _ephemeral_ports()
+    status = broker_scripts.run("status")
+    assert status.stdout.startswith("running pid="), status.stdout
+    assert f"bootstrap=127.0.0.1:{port}" in status.stdout
+
+
+def test_a_lost_port_is_retried_on_another_pair_then_given_up(
+    broker_scripts, tmp_path: Path
+) -> None:
+    # An extra listener on a port someone else holds: every attempt loses its bind, so every
+    # attempt shows the retry on a fresh pair.
+    broker_scripts.env.update(KAFKA_PORT="auto", KAFKA_PORT_ATTEMPTS="2")
+    del broker_scripts.env["KAFKA_CONTROLLER_PORT"]
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        held = holder.getsockname()[1]
+        extra = tmp_path / "extra-listener.properties"
+        extra.write_text(
+            "listeners=PLAINTEXT://@HOST@:@PORT@,CONTROLLER://@HOST@:@CONTROLLER_PORT@,"
+            f"EXTRA://@HOST@:{held}\n"
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
+            "EXTRA:PLAINTEXT\n"
+        )
+        broker_scripts.env["KAFKA_EXTRA_CONFIG"] = str(extra)
+
+        started = broker_scripts.run("start")
+
+    assert started.returncode != 0
+    tried = re.findall(r"starting Kafka \S+ on 127\.0\.0\.1:(\d+)", started.stderr)
+    assert len(tried) == 2 and tried[0] != tried[1], started.stderr
+    assert (
+        f"port {held} on 127.0.0.1 was taken by another process; retrying on fresh ports"
+        " (attempt 2 of 2)" in started.stderr
+    )
+    assert "gave up after 2 attempts on fresh ports (KAFKA_PORT_ATTEMPTS)" in started.stderr
+    assert broker_scripts.run("status").returncode == STATUS_STOPPED
 
 
 def test_a_broker_that_cannot_start_reports_why_with_the_log_tail(broker_scripts) -> None:

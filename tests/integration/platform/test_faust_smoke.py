@@ -25,10 +25,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from fairuse.kafka import client_kwargs
 from fairuse.settings import KafkaSettings
 from fairuse.topics import describe_topics
+from kafka_support import scaled_s
 
 APP = Path(__file__).with_name("faust_smoke_app.py")
 PARTITIONS = 2
-DEADLINE_S = 90
+DEADLINE_S = scaled_s(90)  # for the expected output, and for a clean worker shutdown
 
 
 class SmokeApp:
@@ -81,7 +82,7 @@ class SmokeApp:
         assert self.worker is not None
         self.worker.send_signal(signal.SIGTERM)
         try:
-            return self.worker.wait(timeout=30)
+            return self.worker.wait(timeout=DEADLINE_S)
         except subprocess.TimeoutExpired:
             self.worker.kill()
             return self.worker.wait()

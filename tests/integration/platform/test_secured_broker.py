@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from fairuse.errors import BrokerError
 from fairuse.kafka import client_kwargs
 from fairuse.settings import KafkaSettings
 from fairuse.topics import create_topics
-from kafka_support import BrokerScripts, free_port_pair
+from kafka_support import BrokerScripts, free_port, free_port_pair, scaled_s
 
 USER, PASSWORD, STORE_PASSWORD = "meter", "s3cret-pw", "changeit"
 
@@ -85,19 +84,13 @@ def _make_ca_and_broker_keystore(directory: Path) -> tuple[Path, Path]:
     return directory / "ca.pem", directory / "broker.p12"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def secured_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaSettings]:
     """Settings for the SASL_SSL listener of a private broker; the pipeline's topics exist."""
     directory = tmp_path_factory.mktemp("secured")
     ca_file, keystore = _make_ca_and_broker_keystore(directory)
     scripts = BrokerScripts(free_port_pair(), directory / "kafka")
-    secure_port, plain, controller = _free_port(), scripts.port, scripts.port + 1
+    secure_port, plain, controller = free_port(), scripts.port, scripts.port + 1
     extra = directory / "sasl-ssl.properties"
     extra.write_text(
         f"listeners=PLAINTEXT://127.0.0.1:{plain},CONTROLLER://127.0.0.1:{controller},"
@@ -148,7 +141,7 @@ def test_produce_and_consume_over_sasl_ssl_scram(secured_settings: KafkaSettings
         )
         await consumer.start()
         try:
-            return (await asyncio.wait_for(consumer.getone(), timeout=30)).value
+            return (await asyncio.wait_for(consumer.getone(), timeout=scaled_s(40))).value
         finally:
             await consumer.stop()
 

@@ -16,6 +16,7 @@ from fairuse.errors import BrokerError
 from fairuse.kafka import client_kwargs
 from fairuse.settings import TOPIC_NAMES, KafkaSettings
 from fairuse.topics import create_topics, describe_topics
+from kafka_support import scaled_s
 
 LOG_APPEND_TIME = 1  # aiokafka's ConsumerRecord.timestamp_type for broker-stamped records
 
@@ -85,7 +86,7 @@ def test_a_backdated_event_gets_the_brokers_append_time(kafka_settings: KafkaSet
         )
         await consumer.start()
         try:
-            record = await asyncio.wait_for(consumer.getone(), timeout=30)
+            record = await asyncio.wait_for(consumer.getone(), timeout=scaled_s(40))
         finally:
             await consumer.stop()
         return record.timestamp, record.timestamp_type

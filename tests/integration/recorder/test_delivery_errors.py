@@ -14,6 +14,7 @@ from fairuse.errors import BrokerError
 from fairuse.kafka import client_kwargs
 from fairuse.recorder.client import ProducerTuning, RecorderClient
 from fairuse.settings import KafkaSettings
+from kafka_support import scaled_s
 
 MAX_MESSAGE_BYTES = 4096
 
@@ -26,7 +27,7 @@ async def create_small_events_topic(settings: KafkaSettings) -> None:
         topic = settings.topic("events")
         configs = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
         await admin.create_topics([NewTopic(topic, 2, 1, topic_configs=configs)])
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + scaled_s(40)
         while True:
             found = await admin.describe_topics([topic])
             partitions = found[0]["partitions"] if found[0]["error_code"] == 0 else []

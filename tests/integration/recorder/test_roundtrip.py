@@ -96,7 +96,7 @@ def test_inspect_events_counts_what_simulate_sent(
     args = ["simulate", "--seed", "9", "--tenants", "3", "--duration", "12h", "--faults", "0.01"]
     assert main(args) == 0
     capsys.readouterr()
-    assert main(["inspect", "events", "--from-beginning", "--timeout", "30"]) == 0
+    assert main(["inspect", "events", "--from-beginning", "--timeout", "180"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert (
         table[0] == f"{kafka_settings.topic('events')}: {len(emissions):,} records from 3 tenants"
@@ -117,5 +117,5 @@ def test_inspect_without_from_beginning_tails_and_reports_nothing_old(
     monkeypatch.setenv("FAIRUSE_KAFKA_TOPIC_PREFIX", kafka_settings.topic_prefix)
     assert main(["simulate", "--events", "500"]) == 0
     capsys.readouterr()
-    assert main(["inspect", "events", "--timeout", "1"]) == 0
+    assert main(["inspect", "events", "--timeout", "5"]) == 0
     assert capsys.readouterr().out.startswith(f"{kafka_settings.topic('events')}: 0 records")

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from stream_harness import FAIRUSE, REPO_ROOT, WorkerProcess, free_port
+from stream_harness import FAIRUSE, REPO_ROOT, WorkerProcess
 
 from fairuse.settings import KafkaSettings
+from kafka_support import free_port
 
 SIMULATION = ("--tenants", "6", "--duration", "35d", "--heartbeat-s", "7200", "--breakers", "0.5")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from fairuse.kafka import client_kwargs
 from fairuse.records import OutputRecord
 from fairuse.settings import KafkaSettings
 from fairuse.topics import consumer_lag, describe_topics_async
+from kafka_support import scaled_s
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FAIRUSE = [sys.executable, "-m", "fairuse"]
@@ -36,7 +36,8 @@ def wait_for(
     every_s: float = 0.2,
     explain: Callable[[], str] = lambda: "",
 ) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout_s``."""
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout_s`` (scaled)."""
+    timeout_s = scaled_s(timeout_s)
     deadline = time.monotonic() + timeout_s
     while True:
         value = condition()
@@ -45,13 +46,6 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} {explain()}")
         time.sleep(every_s)
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that is free right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def key_of(payload: bytes) -> bytes:
@@ -296,7 +290,7 @@ def http_get(port: int, path: str, token: str | None = None) -> tuple[int, Any]:
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=scaled_s(20)) as response:
             status, body = response.status, response.read()
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read()

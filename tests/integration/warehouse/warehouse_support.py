@@ -18,6 +18,7 @@ from fairuse.warehouse.batching import Batcher
 from fairuse.warehouse.client import connect
 from fairuse.warehouse.migrate import migrate
 from fairuse.warehouse.sink import BatchWriter
+from kafka_support import scaled_s
 
 BASE_MS = 1_793_577_600_000  # 2026-11-02T00:00:00Z
 
@@ -81,7 +82,8 @@ def mixed(tag: str, events: int = 120, partition: int | None = None) -> DataSet:
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float = 60, what: str = "condition") -> None:
-    """Poll ``check`` until it is true; fail the test after ``timeout_s``."""
+    """Poll ``check`` until it is true; fail the test after ``timeout_s`` (scaled)."""
+    timeout_s = scaled_s(timeout_s)
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:
