@@ -23,7 +23,6 @@ from stream_harness import (
     FAIRUSE,
     REPO_ROOT,
     WorkerProcess,
-    free_port,
     http_get,
     produce,
     read_lines,
@@ -31,6 +30,7 @@ from stream_harness import (
 )
 
 from fairuse.settings import KafkaSettings
+from kafka_support import free_port
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(
