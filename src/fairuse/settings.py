@@ -60,6 +60,7 @@ class WorkerSettings:
     max_poll_records: int = 2000
     expiry_interval_s: int = 10
     session_timeout_s: int = 30
+    max_record_bytes: int = 16 * 1024 * 1024  # largest changelog/output record (topic config)
     api_token: str | None = field(default=None, repr=False)
     api_tenant_tokens: str | None = field(default=None, repr=False)
 

@@ -1,56 +1,68 @@
 """Duplicate event ids: a repeated ``event_id`` of a tenant is dropped and counted.
 
-Ids are remembered as 8-byte blake2b digests, grouped by the hour of the event that first carried
-them (compact state: 8 bytes per event instead of the id and its time). An id counts as a
-duplicate while that hour is not entirely older than the horizon before the tenant's newest event
-time, so ids are remembered for at least the horizon and at most one hour more. Two different ids
-of one tenant share a digest with a probability of about n^2 / 2^65 (n ids in the horizon: ~1e-10
-for 50,000 ids), in which case the later event would be dropped as a duplicate.
+Exact: every id is kept whole, one key per id (``{tenant}/i/{event_id}`` -> the time of the event
+that first carried it), listed by that event's hour for expiry (see
+:class:`~fairuse.ledger.keyed.ExpiringTimes`). An id counts as a duplicate while its hour is not
+entirely older than the horizon before the tenant's newest event time, so ids are remembered for
+at least the horizon and at most one hour more (plus the day between two prunings). Distinct ids
+are never confused.
+
+States written by the previous version kept 8-byte digests of the ids in the tenant entry; they
+are read, kept read-only in :attr:`SeenIds.legacy` and consulted until their hours pass the
+horizon (at most 8 days after the upgrade), after which dedup is exact for every id.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from fairuse.ledger.state import TenantState
+from fairuse.ledger.keyed import HOUR_MS, ExpiringTimes, Keys
 
 DEFAULT_HORIZON_MS = 7 * 86_400_000
-HOUR_MS = 3_600_000
-_blake2b = hashlib.blake2b
 
 
 def id_digest(event_id: str) -> bytes:
-    """The 8-byte digest under which an event id is remembered."""
-    return _blake2b(event_id.encode(), digest_size=8).digest()
+    """The 8-byte digest under which the previous version remembered an event id."""
+    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
 
 
-def check_and_remember(state: TenantState, event_id: str, ts: int, horizon_ms: int) -> bool:
-    """True if ``event_id`` is a duplicate; else remember it as first seen at ``ts``."""
-    digest = _blake2b(event_id.encode(), digest_size=8).digest()
-    seen = state.seen
-    hour = seen.get(digest)
-    if hour is not None and (hour + 1) * HOUR_MS > state.clock_ms - horizon_ms:
-        return True
-    first_hour = ts // HOUR_MS
-    if hour is None or first_hour > hour:  # the index keeps an id's latest hour
-        seen[digest] = first_hour
-    hour = first_hour
-    bucket = state.seen_hours.get(hour)
-    if bucket is None:
-        state.seen_hours[hour] = bytearray(digest)
-    else:
-        bucket += digest
-    return False
+class SeenIds(ExpiringTimes):
+    """The event ids of one tenant within the dedup horizon."""
 
+    __slots__ = ("legacy",)
 
-def prune_seen(state: TenantState, cutoff_ms: int) -> None:
-    """Forget ids whose hour ended at or before ``cutoff_ms``."""
-    seen = state.seen
-    for hour in [h for h in state.seen_hours if (h + 1) * HOUR_MS <= cutoff_ms]:
-        bucket = state.seen_hours.pop(hour)
-        for i in range(0, len(bucket), 8):
-            digest = bytes(bucket[i : i + 8])
-            if seen.get(digest) == hour:
-                del seen[digest]
+    def __init__(
+        self,
+        keys: Keys,
+        tenant_id: str,
+        hours: dict[int, int] | None = None,
+        cutoff: int = -(2**63),
+        legacy: dict[bytes, int] | None = None,
+    ) -> None:
+        super().__init__(keys, tenant_id, "i", hours, cutoff)
+        self.legacy: dict[bytes, int] = {} if legacy is None else legacy  # digest -> hour
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SeenIds) and super().__eq__(other) and self.legacy == other.legacy
+
+    def check_and_remember(self, event_id: str, ts: int, clock_ms: int, horizon_ms: int) -> bool:
+        """True if ``event_id`` is a duplicate; else remember it as first seen at ``ts``."""
+        horizon_start = clock_ms - horizon_ms
+        kept = self.time_of(event_id)
+        if kept is not None and (kept // HOUR_MS + 1) * HOUR_MS > horizon_start:
+            return True
+        if self.legacy:
+            hour = self.legacy.get(id_digest(event_id))
+            if hour is not None and (hour + 1) * HOUR_MS > horizon_start:
+                return True
+        if kept is None or ts // HOUR_MS > kept // HOUR_MS:
+            self.put(event_id, ts)
+        else:  # an expired id seen again with an older time: keep the later one, list this one
+            self.list_under(ts // HOUR_MS, event_id)
+        return False
+
+    def prune(self, cutoff_ms: int) -> None:
+        """Forget ids (and legacy digests) whose hour ended at or before ``cutoff_ms``."""
+        super().prune(cutoff_ms)
+        if self.legacy:
+            self.legacy = {d: h for d, h in self.legacy.items() if (h + 1) * HOUR_MS > cutoff_ms}

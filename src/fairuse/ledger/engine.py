@@ -7,7 +7,7 @@ in the order they arise. Pure: no I/O, no clock, no environment; time is the eve
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 from fairuse.errors import ConfigError
@@ -26,9 +26,11 @@ from fairuse.events import (
     UserDeactivated,
     encode_event,
 )
-from fairuse.ledger import dedup, escalation, metrics, notices, sessions, thresholds
+from fairuse.ledger import escalation, metrics, notices, sessions, thresholds
 from fairuse.ledger.calendar import DAY_MS, Calendar, calendar_for
+from fairuse.ledger.dedup import DEFAULT_HORIZON_MS
 from fairuse.ledger.intake import parse
+from fairuse.ledger.keyed import DictKeys, Keys
 from fairuse.ledger.state import HeldStop, Session, TenantState
 from fairuse.ledger.summary import Archive, archive_period, summary_rows
 from fairuse.policy import Limits, Policy, Revision
@@ -203,7 +205,7 @@ def _on_stop(step: _Step, event: SessionStopped, raw: bytes | str | None, source
     sid = event.session_id
     session = state.sessions.get(sid)
     if session is None:
-        if sid not in state.ended:
+        if not sessions.has_stopped(state, sid):
             held = HeldStop(event.event_id, event.ts, _raw_text(raw, event), source)
             sessions.hold_stop(state, sid, held)
         return
@@ -280,8 +282,10 @@ _HANDLERS: dict[type[Event], Callable[[_Step, Any, bytes | str | None, str], Non
 class Ledger:
     """The rules applied to every tenant's events, with per-tenant :class:`TenantState`.
 
-    ``states`` may be any mutable mapping (a Faust table in streaming); each state is written
-    back after every event that is not a duplicate.
+    ``states`` holds the tenants' entries (decoded) and ``keys`` their keyed collections (see
+    :mod:`fairuse.ledger.keyed`); both are plain dicts by default (replay). The worker passes a
+    mapping that loads entries from its store and an overlay of keys (``fairuse.stream.core``);
+    each state is set back into ``states`` after every event that is not a duplicate.
     """
 
     def __init__(
@@ -289,12 +293,14 @@ class Ledger:
         policy: Policy,
         states: MutableMapping[str, TenantState] | None = None,
         *,
-        dedup_horizon_ms: int = dedup.DEFAULT_HORIZON_MS,
+        keys: Keys | None = None,
+        dedup_horizon_ms: int = DEFAULT_HORIZON_MS,
     ) -> None:
-        if dedup_horizon_ms < dedup.DEFAULT_HORIZON_MS:
+        if dedup_horizon_ms < DEFAULT_HORIZON_MS:
             raise ConfigError("the dedup horizon must be at least 7 days")
         self._policy = policy
         self.states: MutableMapping[str, TenantState] = {} if states is None else states
+        self.keys: Keys = DictKeys() if keys is None else keys
         self.dedup_horizon_ms = dedup_horizon_ms
         self.duplicates = 0
         self._archive: Archive = {}
@@ -324,9 +330,9 @@ class Ledger:
         tenant_id = event.tenant_id
         state = self.states.get(tenant_id)
         if state is None:
-            state = TenantState(tenant_id)
+            state = TenantState.new(tenant_id, self.keys)
         ts = event.ts
-        if dedup.check_and_remember(state, event.event_id, ts, self.dedup_horizon_ms):
+        if state.seen.check_and_remember(event.event_id, ts, state.clock_ms, self.dedup_horizon_ms):
             self.duplicates += 1
             return []
         if ts > state.clock_ms:
@@ -356,12 +362,16 @@ class Ledger:
         upper = starts[index + 1] if index + 1 < len(starts) else 2**63
         return lower, upper, revision, limits, calendar_for(limits.timezone)
 
-    def expire_idle(self, now_ms: int) -> list[OutputRecord]:
-        """Close sessions silent for longer than the expiry at ``now_ms`` (event time).
+    def expire_idle(
+        self, now_ms: int, tenant_ids: Iterable[str] | None = None
+    ) -> list[OutputRecord]:
+        """Close sessions silent for longer than the expiry at ``now_ms`` (event time), of
+        ``tenant_ids`` (default: every tenant in ``states``).
 
         Closing emits nothing, so calling this at any moment never changes the output records.
         """
-        for tenant_id, state in list(self.states.items()):
+        for tenant_id in list(self.states if tenant_ids is None else tenant_ids):
+            state = self.states[tenant_id]
             _, limits = self._policy.limits_at(tenant_id, now_ms)
             before = [s.status for s in state.sessions.values()]
             sessions.expire_sessions(state, now_ms, limits.session_expiry_s * 1000)
@@ -382,7 +392,7 @@ class Ledger:
         if now // DAY_MS == previous // DAY_MS:
             return
         cutoff = now - self.dedup_horizon_ms
-        dedup.prune_seen(state, cutoff)
+        state.seen.prune(cutoff)
         sessions.prune_sessions(state, cutoff)
         notices.prune_notices(state, cutoff)
         escalation.prune_strikes(state, now, limits)
@@ -390,4 +400,4 @@ class Ledger:
         for metric, rows in state.periods.items():
             for period in [p for p in rows if p[:7] < keep_from]:
                 archive_period(self._archive, state.tenant_id, metric, period, rows.pop(period))
-        state.marks = {m: None for m in state.marks if m.split("|")[1][:7] >= keep_from}
+        state.marks.prune(keep_from)

@@ -12,7 +12,7 @@ cleared. Ids: a notice's is ``stable_id(tenant, "notice", *strike_ids)``, an act
 from __future__ import annotations
 
 from fairuse.ledger.calendar import DAY_MS
-from fairuse.ledger.state import PendingNotice, TenantState
+from fairuse.ledger.state import PendingNotice, Strike, TenantState
 from fairuse.policy import Limits
 from fairuse.records import Enforcement, Violation, stable_id
 
@@ -23,10 +23,10 @@ def on_violation(state: TenantState, violation: Violation, limits: Limits) -> li
         return []
     ts = violation.ts
     window_start = ts - limits.repeat_window_days * DAY_MS
-    strikes = [strike for strike in state.strikes if strike[1] > window_start]
-    strikes.append([violation.violation_id, ts])
+    strikes = [strike for strike in state.strikes if strike.ts > window_start]
+    strikes.append(Strike(violation.violation_id, ts))
     state.strikes = strikes
-    strike_ids = tuple(strike[0] for strike in strikes)
+    strike_ids = tuple(strike.violation_id for strike in strikes)
     tenant_id = state.tenant_id
     pending = state.pending
     if pending is not None:
@@ -66,4 +66,4 @@ def on_violation(state: TenantState, violation: Violation, limits: Limits) -> li
 def prune_strikes(state: TenantState, now_ms: int, limits: Limits) -> None:
     """Forget strikes outside the repeat window ending at ``now_ms``."""
     window_start = now_ms - limits.repeat_window_days * DAY_MS
-    state.strikes = [strike for strike in state.strikes if strike[1] > window_start]
+    state.strikes = [strike for strike in state.strikes if strike.ts > window_start]

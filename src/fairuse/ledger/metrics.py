@@ -11,10 +11,8 @@ stored and not deleted.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fairuse.events import Metric
-from fairuse.ledger.state import TenantState
+from fairuse.ledger.state import CallsRow, HoursRow, Row, StoredRow, TenantState
 from fairuse.policy import Limits
 from fairuse.records import Unit
 
@@ -45,7 +43,7 @@ def limit_of(metric: str, limits: Limits, seat_count: int) -> float | int:
     return limits.stored_calls_per_user
 
 
-def _rows(state: TenantState, metric: str) -> dict[str, list[Any]]:
+def _rows(state: TenantState, metric: str) -> dict[str, Row]:
     rows = state.periods.get(metric)
     if rows is None:
         rows = state.periods[metric] = {}
@@ -61,10 +59,10 @@ def add_session_time(
         rows = state.periods[metric] = {}
     row = rows.get(month)
     if row is None:
-        rows[month] = [weighted, raw_ms, 0.0]
+        rows[month] = HoursRow(weighted, raw_ms)
     else:
-        row[0] += weighted
-        row[1] += raw_ms
+        row.weighted_ms += weighted  # type: ignore[union-attr]
+        row.raw_ms += raw_ms  # type: ignore[union-attr]
 
 
 def add_api_calls(state: TenantState, day: str, count: int) -> None:
@@ -72,25 +70,19 @@ def add_api_calls(state: TenantState, day: str, count: int) -> None:
     rows = _rows(state, "api_calls")
     row = rows.get(day)
     if row is None:
-        rows[day] = [count, 0]
+        rows[day] = CallsRow(count)
     else:
-        row[0] += count
+        row.calls += count  # type: ignore[union-attr]
 
 
 def store_call(state: TenantState, call_id: str) -> bool:
     """Record a stored call; False if it was already stored."""
-    if call_id in state.calls:
-        return False
-    state.calls[call_id] = None
-    return True
+    return state.calls.add(call_id)
 
 
 def delete_call(state: TenantState, call_id: str) -> bool:
     """Forget a stored call; False if it was unknown (then nothing changes)."""
-    if call_id not in state.calls:
-        return False
-    del state.calls[call_id]
-    return True
+    return state.calls.remove(call_id)
 
 
 def activate_user(state: TenantState, user_id: str) -> bool:
@@ -120,16 +112,11 @@ def measure(
     row = rows.get(period)
     if metric == "stored_calls_per_user":
         observed: float | int = len(state.calls) / seat_count
-        if row is None:
-            rows[period] = [observed, limit]
-        else:
-            row[0] = observed
-            row[1] = limit
+        rows[period] = StoredRow(observed, limit)
         return observed, limit, seat_count
     if row is None:
         return 0, limit, seat_count
-    if metric == "api_calls":
-        row[1] = limit
-        return row[0], limit, seat_count
-    row[2] = limit
-    return row[0] / MS_PER_HOUR, limit, seat_count
+    row.limit = limit
+    if type(row) is CallsRow:
+        return row.calls, limit, seat_count
+    return row.weighted_ms / MS_PER_HOUR, limit, seat_count  # type: ignore[union-attr]

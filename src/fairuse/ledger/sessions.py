@@ -16,7 +16,13 @@ from fairuse.ledger.weights import session_weight
 
 def is_known(state: TenantState, session_id: str) -> bool:
     """Whether the tenant already has this session (open, closed, or stopped)."""
-    return session_id in state.sessions or session_id in state.ended
+    return session_id in state.sessions or has_stopped(state, session_id)
+
+
+def has_stopped(state: TenantState, session_id: str) -> bool:
+    """Whether the session stopped within the horizon (its stop is remembered)."""
+    stopped = state.ended.time_of(session_id)
+    return stopped is not None and stopped >= state.ended.cutoff
 
 
 def open_session(state: TenantState, event: SessionStarted) -> Session:
@@ -50,7 +56,7 @@ def accrue(session: Session, until_ts: int) -> tuple[int, int] | None:
 def end_session(state: TenantState, session_id: str, stop_ts: int) -> None:
     """Forget the live session; remember that it stopped (for duplicate starts)."""
     state.sessions.pop(session_id, None)
-    state.ended[session_id] = stop_ts
+    state.ended.put(session_id, stop_ts)
 
 
 def hold_stop(state: TenantState, session_id: str, held: HeldStop) -> None:
@@ -82,7 +88,7 @@ def is_open(session: Session, at_ms: int, expiry_ms: int) -> bool:
 
 def prune_sessions(state: TenantState, cutoff_ms: int) -> None:
     """Forget sessions (stopped, or silent) and held stops older than ``cutoff_ms``."""
-    state.ended = {sid: ts for sid, ts in state.ended.items() if ts >= cutoff_ms}
+    state.ended.prune(cutoff_ms)
     stale = [sid for sid, s in state.sessions.items() if s.last_seen < cutoff_ms]
     for sid in stale:
         del state.sessions[sid]

@@ -1,29 +1,53 @@
-"""The ledger's memory of one tenant: :class:`TenantState`, and its compact byte form.
+"""The ledger's memory of one tenant: :class:`TenantState`, typed accumulators and byte forms.
 
-Streaming keeps one state per tenant in a changelogged table and writes it after every event that
-changes it, so the byte form is a positional orjson array (no field names) and round-trips exactly:
-``TenantState.from_bytes(s.to_bytes()) == s``. Sets are kept as insertion-ordered dicts (value
-``None``) so the bytes are deterministic for a given history.
+The state is a small entry whose size does not grow with the tenant's history (open sessions,
+the periods of the last 100 days, status marks, notices, strikes, the pending notice, the
+roster, counters) plus keyed collections that do grow with it and therefore keep one key per item
+outside the entry (stored call ids, remembered event ids, stopped sessions; see
+:mod:`fairuse.ledger.keyed`).
+
+Every accumulator is a small class owning its row shape and its byte form. Rows are
+:class:`Packed` dataclasses: their byte form is the list of their fields in order, so a field
+added at the end with a default still reads the rows written before it. The entry's byte form is
+an orjson object (``FORMAT_VERSION`` 3) naming each accumulator; ``TenantState.from_bytes(
+s.to_bytes(), keys) == s``. Entries of formats 1 and 2 (one positional array holding every call
+id and remembered event) are converted by :meth:`TenantState.from_legacy`.
 """
 
 from __future__ import annotations
 
-from base64 import b64decode, b64encode
+from base64 import b64decode
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import orjson
 
-from fairuse.ledger.dedup import HOUR_MS, id_digest
+from fairuse.ledger.dedup import SeenIds
+from fairuse.ledger.keyed import DictKeys, ExpiringTimes, KeyedSet, Keys, tenant_key
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 OPEN = 0
 CLOSED = 1  # silent longer than the session expiry; a later heartbeat reopens it
 
 
+class Packed:
+    """A slots dataclass whose byte form is the list of its fields, in order."""
+
+    __slots__ = ()
+
+    def to_list(self) -> list[Any]:
+        """The fields' values in order."""
+        return [getattr(self, name) for name in self.__slots__]  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_list(cls, values: list[Any]) -> Self:
+        """Rebuild from :meth:`to_list` (a shorter list leaves later fields at their defaults)."""
+        return cls(*values)
+
+
 @dataclass(slots=True)
-class Session:
+class Session(Packed):
     """A started session that has not stopped yet (open, or closed by expiry)."""
 
     user_id: str
@@ -35,21 +59,9 @@ class Session:
     last_seen: int  # time of the session's newest event
     status: int = OPEN
 
-    def to_list(self) -> list[Any]:
-        return [
-            self.user_id,
-            self.metric,
-            self.weight,
-            self.start_ts,
-            self.start_event_id,
-            self.accrued_to,
-            self.last_seen,
-            self.status,
-        ]
-
 
 @dataclass(slots=True)
-class HeldStop:
+class HeldStop(Packed):
     """A stop that arrived before its session's start, kept until the start arrives."""
 
     event_id: str
@@ -59,7 +71,7 @@ class HeldStop:
 
 
 @dataclass(slots=True)
-class PendingNotice:
+class PendingNotice(Packed):
     """An enforcement notice awaiting its ``effective_at``."""
 
     enforcement_id: str
@@ -68,59 +80,194 @@ class PendingNotice:
 
 
 @dataclass(slots=True)
+class Notice(Packed):
+    """A customer's prior notice of high traffic: ``[starts, ends)`` for ``metrics``."""
+
+    starts: int
+    ends: int
+    metrics: list[str]
+
+
+@dataclass(slots=True)
+class Strike(Packed):
+    """An ``exceeded`` violation counting towards escalation."""
+
+    violation_id: str
+    ts: int
+
+
+@dataclass(slots=True)
+class HoursRow(Packed):
+    """A month of audio or video hours: weighted and raw milliseconds, the latest limit."""
+
+    weighted_ms: float
+    raw_ms: int
+    limit: float = 0.0
+
+
+@dataclass(slots=True)
+class CallsRow(Packed):
+    """A day of API calls and the latest limit."""
+
+    calls: int
+    limit: int = 0
+
+
+@dataclass(slots=True)
+class StoredRow(Packed):
+    """A month's stored calls per seat at its latest check, and that check's limit."""
+
+    observed: float
+    limit: float | int
+
+
+Row = HoursRow | CallsRow | StoredRow
+ROW_TYPES: dict[str, type[HoursRow] | type[CallsRow] | type[StoredRow]] = {
+    "audio_hours": HoursRow,
+    "video_hours": HoursRow,
+    "api_calls": CallsRow,
+    "stored_calls_per_user": StoredRow,
+}
+
+
+class Marks:
+    """The violation statuses already emitted, per metric and period."""
+
+    __slots__ = ("emitted",)
+    STATUSES: ClassVar[tuple[str, ...]] = ("warning", "exceeded", "excused")
+
+    def __init__(self, emitted: dict[tuple[str, str], list[str]] | None = None) -> None:
+        self.emitted: dict[tuple[str, str], list[str]] = {} if emitted is None else emitted
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Marks) and self.emitted == other.emitted
+
+    def __repr__(self) -> str:
+        return f"Marks({self.emitted})"
+
+    def has(self, metric: str, period: str, status: str) -> bool:
+        """Whether ``status`` was emitted for the metric's period."""
+        statuses = self.emitted.get((metric, period))
+        return statuses is not None and status in statuses
+
+    def add(self, metric: str, period: str, status: str) -> None:
+        """Note that ``status`` was emitted for the metric's period."""
+        self.emitted.setdefault((metric, period), []).append(status)
+
+    def prune(self, keep_from: str) -> None:
+        """Forget periods before ``keep_from`` (``YYYY-MM``)."""
+        self.emitted = {k: v for k, v in self.emitted.items() if k[1][:7] >= keep_from}
+
+    def to_list(self) -> list[list[Any]]:
+        """``[[metric, period, [status, ...]], ...]``."""
+        return [[metric, period, statuses] for (metric, period), statuses in self.emitted.items()]
+
+    @classmethod
+    def from_list(cls, values: list[list[Any]]) -> Marks:
+        """Rebuild from :meth:`to_list`."""
+        return cls({(metric, period): statuses for metric, period, statuses in values})
+
+
+@dataclass(slots=True)
 class TenantState:
     """Everything the rules remember about one tenant (mutable; see module docstring).
 
-    ``periods`` maps metric -> period -> row: ``[weighted_ms, raw_ms, limit]`` for audio/video
-    hours (per month), ``[calls, limit]`` for api_calls (per day), ``[observed, limit]`` for
-    stored_calls_per_user (per month); ``limit`` is the one of the period's latest check.
+    ``periods`` maps metric -> period -> row (:data:`ROW_TYPES`); months for audio/video hours
+    and stored calls per user, days for api_calls. ``keys`` is where the keyed collections
+    (``seen``, ``ended``, ``calls``) read and write; it is not part of the entry.
     """
 
     tenant_id: str
+    keys: Keys = field(compare=False, repr=False)
+    seen: SeenIds  # event ids within the dedup horizon (keyed)
+    ended: ExpiringTimes  # stopped session ids -> stop time (keyed; for duplicate starts)
+    calls: KeyedSet  # stored call ids (keyed)
     clock_ms: int = 0  # newest event time seen
-    seen: dict[bytes, int] = field(default_factory=dict)  # id digest -> hour (see dedup)
-    seen_hours: dict[int, bytearray] = field(default_factory=dict)  # hour -> digests
     sessions: dict[str, Session] = field(default_factory=dict)
-    ended: dict[str, int] = field(default_factory=dict)  # stopped session_id -> stop ts
     held_stops: dict[str, HeldStop] = field(default_factory=dict)
     users: dict[str, None] = field(default_factory=dict)  # named active users
-    calls: dict[str, None] = field(default_factory=dict)  # stored call ids
-    periods: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
-    marks: dict[str, None] = field(default_factory=dict)  # "metric|period|status" emitted
-    notices: dict[str, list[Any]] = field(default_factory=dict)  # id -> [starts, ends, metrics]
-    strikes: list[list[Any]] = field(default_factory=list)  # [violation_id, ts]
+    periods: dict[str, dict[str, Row]] = field(default_factory=dict)
+    marks: Marks = field(default_factory=Marks)
+    notices: dict[str, Notice] = field(default_factory=dict)
+    strikes: list[Strike] = field(default_factory=list)
     pending: PendingNotice | None = None
     next_upkeep_ms: int = 0
 
-    def to_bytes(self) -> bytes:
-        """The state as a compact orjson array."""
-        held = self.held_stops
-        pending = self.pending
-        return orjson.dumps(
-            [
-                FORMAT_VERSION,
-                self.tenant_id,
-                self.clock_ms,
-                {str(hour): b64encode(bucket).decode() for hour, bucket in self.seen_hours.items()},
-                {sid: s.to_list() for sid, s in self.sessions.items()},
-                self.ended,
-                {sid: [h.event_id, h.ts, h.raw, h.source] for sid, h in held.items()},
-                list(self.users),
-                list(self.calls),
-                self.periods,
-                list(self.marks),
-                self.notices,
-                self.strikes,
-                None
-                if pending is None
-                else [pending.enforcement_id, pending.effective_at, pending.action],
-                self.next_upkeep_ms,
-            ]
+    @classmethod
+    def new(cls, tenant_id: str, keys: Keys | None = None) -> TenantState:
+        """An empty state whose keyed collections live in ``keys`` (a fresh dict by default)."""
+        keys = DictKeys() if keys is None else keys
+        return cls(
+            tenant_id,
+            keys,
+            SeenIds(keys, tenant_id),
+            ExpiringTimes(keys, tenant_id, "s"),
+            KeyedSet(keys, tenant_key(tenant_id, "c")),
         )
 
+    def to_bytes(self) -> bytes:
+        """The entry (everything but the keyed collections' items) as an orjson object."""
+        seen, ended = self.seen, self.ended
+        out: dict[str, Any] = {
+            "v": FORMAT_VERSION,
+            "tenant": self.tenant_id,
+            "clock": self.clock_ms,
+            "upkeep": self.next_upkeep_ms,
+            "seen": [list(seen.hours.items()), seen.cutoff],
+            "ended": [list(ended.hours.items()), ended.cutoff],
+            "calls": self.calls.count,
+            "sessions": {sid: s.to_list() for sid, s in self.sessions.items()},
+            "held": {sid: h.to_list() for sid, h in self.held_stops.items()},
+            "users": list(self.users),
+            "periods": {
+                metric: {period: row.to_list() for period, row in rows.items()}
+                for metric, rows in self.periods.items()
+            },
+            "marks": self.marks.to_list(),
+            "notices": {nid: n.to_list() for nid, n in self.notices.items()},
+            "strikes": [s.to_list() for s in self.strikes],
+            "pending": None if self.pending is None else self.pending.to_list(),
+        }
+        if seen.legacy:
+            out["legacy_seen"] = [[d.hex(), h] for d, h in seen.legacy.items()]
+        return orjson.dumps(out)
+
     @classmethod
-    def from_bytes(cls, data: bytes) -> TenantState:
-        """Rebuild a state written by :meth:`to_bytes`."""
+    def from_bytes(cls, data: bytes, keys: Keys) -> TenantState:
+        """Rebuild a state written by :meth:`to_bytes`, its keyed collections in ``keys``."""
+        obj = orjson.loads(data)
+        if type(obj) is list:
+            return cls.from_legacy(obj, keys)
+        if obj["v"] != FORMAT_VERSION:
+            raise ValueError(f"unsupported tenant state format {obj['v']}")
+        tenant_id = obj["tenant"]
+        state = cls.new(tenant_id, keys)
+        seen_hours, state.seen.cutoff = obj["seen"]
+        state.seen.hours = {int(h): n for h, n in seen_hours}
+        state.seen.legacy = {bytes.fromhex(d): h for d, h in obj.get("legacy_seen", ())}
+        ended_hours, state.ended.cutoff = obj["ended"]
+        state.ended.hours = {int(h): n for h, n in ended_hours}
+        state.calls.count = obj["calls"]
+        state.clock_ms = obj["clock"]
+        state.next_upkeep_ms = obj["upkeep"]
+        state.sessions = {sid: Session.from_list(v) for sid, v in obj["sessions"].items()}
+        state.held_stops = {sid: HeldStop.from_list(v) for sid, v in obj["held"].items()}
+        state.users = dict.fromkeys(obj["users"])
+        state.periods = _periods(obj["periods"])
+        state.marks = Marks.from_list(obj["marks"])
+        state.notices = {nid: Notice.from_list(v) for nid, v in obj["notices"].items()}
+        state.strikes = [Strike.from_list(v) for v in obj["strikes"]]
+        pending = obj["pending"]
+        state.pending = None if pending is None else PendingNotice.from_list(pending)
+        return state
+
+    @classmethod
+    def from_legacy(cls, values: list[Any], keys: Keys) -> TenantState:
+        """Convert a format 1 or 2 entry (one positional array, every call id inside).
+
+        Call ids and stopped sessions become keys (written through ``keys``); format 1's
+        whole event ids too; format 2's id digests are kept read-only in ``seen.legacy``.
+        """
         (
             version,
             tenant_id,
@@ -137,40 +284,41 @@ class TenantState:
             strikes,
             pending,
             next_upkeep_ms,
-        ) = orjson.loads(data)
-        if version == 1:  # ids kept whole with their time: convert to digests by hour
-            seen_hours = _digests_by_hour(seen_hours)
-        elif version != FORMAT_VERSION:
+        ) = values
+        state = cls.new(tenant_id, keys)
+        if version == 1:  # ids kept whole with their time
+            for event_id, ts in seen_hours.items():
+                state.seen.check_and_remember(event_id, ts, clock_ms, 0)
+        elif version == 2:
+            for hour, text in seen_hours.items():
+                bucket = b64decode(text)
+                for i in range(0, len(bucket), 8):
+                    digest = bucket[i : i + 8]
+                    if state.seen.legacy.get(digest, -1) < int(hour):
+                        state.seen.legacy[digest] = int(hour)
+        else:
             raise ValueError(f"unsupported tenant state format {version}")
-        hours = {int(hour): bytearray(b64decode(text)) for hour, text in seen_hours.items()}
-        seen: dict[bytes, int] = {}
-        for hour, bucket in hours.items():
-            for i in range(0, len(bucket), 8):
-                digest = bytes(bucket[i : i + 8])
-                if seen.get(digest, -1) < hour:
-                    seen[digest] = hour
-        return cls(
-            tenant_id=tenant_id,
-            clock_ms=clock_ms,
-            seen=seen,
-            seen_hours=hours,
-            sessions={sid: Session(*values) for sid, values in sessions.items()},
-            ended=ended,
-            held_stops={sid: HeldStop(*values) for sid, values in held.items()},
-            users=dict.fromkeys(users),
-            calls=dict.fromkeys(calls),
-            periods=periods,
-            marks=dict.fromkeys(marks),
-            notices=notices,
-            strikes=strikes,
-            pending=None if pending is None else PendingNotice(*pending),
-            next_upkeep_ms=next_upkeep_ms,
-        )
+        for sid, stop_ts in ended.items():
+            state.ended.put(sid, stop_ts)
+        for call_id in calls:
+            state.calls.add(call_id)
+        state.clock_ms = clock_ms
+        state.next_upkeep_ms = next_upkeep_ms
+        state.sessions = {sid: Session.from_list(v) for sid, v in sessions.items()}
+        state.held_stops = {sid: HeldStop.from_list(v) for sid, v in held.items()}
+        state.users = dict.fromkeys(users)
+        state.periods = _periods(periods)
+        for mark in marks:
+            metric, period, status = mark.split("|")
+            state.marks.add(metric, period, status)
+        state.notices = {nid: Notice.from_list(v) for nid, v in notices.items()}
+        state.strikes = [Strike.from_list(v) for v in strikes]
+        state.pending = None if pending is None else PendingNotice.from_list(pending)
+        return state
 
 
-def _digests_by_hour(seen: dict[str, int]) -> dict[str, str]:
-    """Format 1's ``{event_id: ts}`` as format 2's ``{hour: base64 digests}``."""
-    hours: dict[int, bytearray] = {}
-    for event_id, ts in seen.items():
-        hours.setdefault(ts // HOUR_MS, bytearray()).extend(id_digest(event_id))
-    return {str(hour): b64encode(bucket).decode() for hour, bucket in hours.items()}
+def _periods(obj: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, Row]]:
+    return {
+        metric: {period: ROW_TYPES[metric].from_list(row) for period, row in rows.items()}
+        for metric, rows in obj.items()
+    }

@@ -11,36 +11,36 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from fairuse.ledger.metrics import HOUR_METRICS, MS_PER_HOUR, UNITS
-from fairuse.ledger.state import TenantState
+from fairuse.ledger.metrics import MS_PER_HOUR, UNITS
+from fairuse.ledger.state import CallsRow, HoursRow, Row, TenantState
 
-Archive = dict[tuple[str, str, str], list[Any]]
+Archive = dict[tuple[str, str, str], Row]
 
 
-def archive_period(archive: Archive, tenant_id: str, metric: str, period: str, row: list) -> None:
+def archive_period(archive: Archive, tenant_id: str, metric: str, period: str, row: Row) -> None:
     """Keep a period row that left the tenant state (merged if one was archived before)."""
     key = (tenant_id, metric, period)
-    archive[key] = _merge(metric, archive.get(key), row)
+    archive[key] = _merge(archive.get(key), row)
 
 
-def _merge(metric: str, old: list[Any] | None, new: list[Any]) -> list[Any]:
-    if old is None or metric == "stored_calls_per_user":
-        return list(new)
-    if metric in HOUR_METRICS:
-        return [old[0] + new[0], old[1] + new[1], new[2]]
-    return [old[0] + new[0], new[1]]
+def _merge(old: Row | None, new: Row) -> Row:
+    if type(new) is HoursRow and type(old) is HoursRow:
+        return HoursRow(old.weighted_ms + new.weighted_ms, old.raw_ms + new.raw_ms, new.limit)
+    if type(new) is CallsRow and type(old) is CallsRow:
+        return CallsRow(old.calls + new.calls, new.limit)
+    return type(new).from_list(new.to_list())  # type: ignore[return-value]
 
 
-def _row(tenant_id: str, metric: str, period: str, row: list[Any]) -> dict[str, Any]:
+def _row(tenant_id: str, metric: str, period: str, row: Row) -> dict[str, Any]:
     out: dict[str, Any] = {"tenant_id": tenant_id, "metric": metric, "period": period}
-    if metric in HOUR_METRICS:
-        out["observed"] = row[0] / MS_PER_HOUR
-        out["limit"] = row[2]
+    if type(row) is HoursRow:
+        out["observed"] = row.weighted_ms / MS_PER_HOUR
+        out["limit"] = row.limit
         out["unit"] = UNITS[metric]
-        out["raw_hours"] = row[1] / MS_PER_HOUR
+        out["raw_hours"] = row.raw_ms / MS_PER_HOUR
     else:
-        out["observed"] = row[0]
-        out["limit"] = row[1]
+        out["observed"] = row.calls if type(row) is CallsRow else row.observed  # type: ignore[union-attr]
+        out["limit"] = row.limit
         out["unit"] = UNITS[metric]
     return out
 
@@ -52,5 +52,5 @@ def summary_rows(states: Iterable[TenantState], archive: Archive) -> list[dict[s
         for metric, rows in state.periods.items():
             for period, row in rows.items():
                 key = (state.tenant_id, metric, period)
-                merged[key] = _merge(metric, merged.get(key), row)
+                merged[key] = _merge(merged.get(key), row)
     return [_row(*key, merged[key]) for key in sorted(merged)]

@@ -37,16 +37,15 @@ def check(
         return []
     marks = state.marks
     statuses: list[Status] = []
-    prefix = f"{metric}|{period}|"
-    if prefix + "warning" not in marks:
+    if not marks.has(metric, period, "warning"):
         statuses.append("warning")
-    if observed > limit and prefix + "exceeded" not in marks:
+    if observed > limit and not marks.has(metric, period, "exceeded"):
         status: Status = "excused" if covers(state, metric, ts) else "exceeded"
-        if prefix + status not in marks:
+        if not marks.has(metric, period, status):
             statuses.append(status)
     out = []
     for status in statuses:
-        marks[prefix + status] = None
+        marks.add(metric, period, status)
         out.append(
             Violation(
                 violation_id=violation_id(state.tenant_id, metric, period, status),

@@ -8,7 +8,7 @@ from fairuse.events import METRICS
 from fairuse.ledger.calendar import calendar_for
 from fairuse.ledger.metrics import HOUR_METRICS, MS_PER_HOUR, UNITS, limit_of, seats
 from fairuse.ledger.sessions import is_open
-from fairuse.ledger.state import TenantState
+from fairuse.ledger.state import CallsRow, HoursRow, TenantState
 from fairuse.policy import Policy
 
 
@@ -30,9 +30,9 @@ def usage_view(state: TenantState, policy: Policy, at_ms: int) -> dict[str, Any]
         row = state.periods.get(metric, {}).get(period)
         observed: float | int
         if metric in HOUR_METRICS:
-            observed = row[0] / MS_PER_HOUR if row else 0.0
+            observed = row.weighted_ms / MS_PER_HOUR if type(row) is HoursRow else 0.0
         elif metric == "api_calls":
-            observed = row[0] if row else 0
+            observed = row.calls if type(row) is CallsRow else 0
         else:
             observed = len(state.calls) / seat_count
         limit = limit_of(metric, limits, seat_count)

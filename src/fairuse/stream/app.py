@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,33 +27,37 @@ from faust.types import TP
 from fairuse.kafka import client_kwargs, ssl_context
 from fairuse.policy import Policy
 from fairuse.settings import Settings
-from fairuse.stream.core import Inbound, Outbound, StreamCore
+from fairuse.stream.core import Inbound, Outbound, StateWrite, StreamCore
 from fairuse.stream.offsets import OffsetTracker
 
 log = logging.getLogger(__name__)
-
-MAX_STATE_BYTES = 16 * 1024 * 1024
-"""Largest tenant state (one changelog record) the worker can write; a tenant's stored call ids
-make it grow, so the changelog topics accept records this large."""
 
 
 class TenantTable(Table):
     """A table whose changelog partition is the partition the tenant's events arrive on.
 
-    Writes happen once per batch (outside Faust's per-event context), so the partition comes
-    from ``partition_hint`` (the partition recorded in the tenant's entry); otherwise the
-    producer's key partitioner decides, the same murmur2 hash the recorder's producer uses.
+    Writes happen once per batch (outside Faust's per-event context): :meth:`write` applies the
+    core's :class:`StateWrite` records, each sent to the partition it names.
     """
-
-    partition_hint: Callable[[str], int | None] = staticmethod(lambda key: None)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._unconfirmed: list[asyncio.Future] = []
+        self._partition: int | None = None
 
     def partition_for_key(self, key: Any) -> int | None:
-        """The changelog partition for ``key`` (None: the producer's partitioner decides)."""
-        return self.partition_hint(key)
+        """The changelog partition of the write being applied."""
+        return self._partition
+
+    def write(self, writes: Sequence[StateWrite]) -> None:
+        """Apply ``writes`` to the store and send them to the changelog (None: tombstone)."""
+        for write in writes:
+            self._partition = write.partition
+            if write.value is not None:
+                self[write.key] = write.value
+            elif write.key in self.data:
+                del self[write.key]
+        self._partition = None
 
     def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
         """Send a changelog record, remembering it until :meth:`written` confirms it."""
@@ -123,12 +127,12 @@ class Worker:
         caller): outputs acknowledged, then the state written and acknowledged, then offsets."""
         try:
             await _acknowledged(sent)
-            self.core.commit()
+            self.table.write(self.core.commit())
             await self.commit_offsets(messages)
         except BaseException:
             # The batch's effects may not be durable: whoever takes the lock next reloads the
             # entries and offsets (the next batch then raises this error, see _wire).
-            self.core.mark_stale()
+            self.core.discard()
             self.offsets_stale = True
             log.exception("batch not completed")
             raise
@@ -218,8 +222,8 @@ def create_worker(settings: Settings, policy: Policy) -> Worker:
         producer_linger_ms=conf.producer_linger_ms,
         producer_acks=-1,
         producer_compression_type=None,
-        producer_max_request_size=MAX_STATE_BYTES,
-        consumer_max_fetch_size=MAX_STATE_BYTES,
+        producer_max_request_size=conf.max_record_bytes,
+        consumer_max_fetch_size=conf.max_record_bytes,
         broker_max_poll_records=conf.max_poll_records,
         stream_buffer_maxsize=max(4096, conf.batch_max * 2),
         table_cleanup_interval=3600.0,
@@ -229,9 +233,8 @@ def create_worker(settings: Settings, policy: Policy) -> Worker:
     events_topic = app.topic(
         kafka.topic("events"), key_type=bytes, value_type=bytes, value_serializer="raw"
     )
-    table = _tenant_table(app, "tenants", kafka.events_partitions)
-    core = StreamCore(policy, kafka, table)  # type: ignore[arg-type]
-    table.partition_hint = core.partition_of  # type: ignore[method-assign]
+    table = _tenant_table(app, "tenants", kafka.events_partitions, conf.max_record_bytes)
+    core = StreamCore(policy, kafka, table)
     worker = Worker(app, core, events_topic, table, settings)
     _commit_only_processed_offsets(app)
     _wire(worker, settings)
@@ -277,7 +280,7 @@ class QuietMonitor(Monitor):
         return None
 
 
-def _tenant_table(app: faust.App, name: str, partitions: int) -> TenantTable:
+def _tenant_table(app: faust.App, name: str, partitions: int, max_bytes: int) -> TenantTable:
     table = TenantTable(
         app,
         name=name,
@@ -286,7 +289,7 @@ def _tenant_table(app: faust.App, name: str, partitions: int) -> TenantTable:
         value_type=bytes,
         partitions=partitions,
         beacon=app.tables.beacon,
-        extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)},
+        extra_topic_configs={"max.message.bytes": str(max_bytes)},
     )
     app.tables.add(table)
     return table
@@ -315,7 +318,6 @@ def _wire(worker: Worker, settings: Settings) -> None:
                     owned = worker.assigned_partitions()
                     events = [e for e in events if e.message.partition in owned]
                     messages = await worker.admit(events)
-                    core.begin()
                     batch = core.process(messages)
                     sent = await worker.send(batch.outputs)
                 except BaseException:
@@ -334,11 +336,10 @@ def _wire(worker: Worker, settings: Settings) -> None:
         if app.rebalancing or app.in_recovery or not worker.policy_ready.is_set():
             return
         async with worker.lock:
-            core.begin()
             owned = worker.assigned_partitions()
             batch = core.expire_idle(owned.__contains__)
             await worker.publish(batch.outputs)
-            core.commit()
+            worker.table.write(core.commit())
             await worker.table.written()
 
     @app.task
@@ -355,12 +356,12 @@ def _wire(worker: Worker, settings: Settings) -> None:
         # not wait for the batch in flight. Waiting for the lock does: the batch's state and
         # offsets are durable before the rebalance goes on and another worker recovers them.
         async with worker.lock:
-            core.mark_stale()
+            core.discard()
             worker.offsets_stale = True
 
     @app.on_partitions_assigned.connect
     async def _assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
-        core.mark_stale()
+        core.discard()
         worker.offsets_stale = True
 
     register_views(worker, settings)

@@ -1,62 +1,134 @@
 """The worker's processing step without Faust: inbound messages -> ledger -> outbound records.
 
-:class:`StreamCore` drives one :class:`fairuse.ledger.Ledger` whose tenant states live in a byte
-store (the changelog-backed Faust table in the worker, a dict in tests and the benchmark). Each
-stored value is a :class:`TenantEntry`: the ledger's state, the partition and offset of the last
-event applied to it, and the tenant's latest violations, in one record so they change together.
+:class:`StreamCore` drives one :class:`fairuse.ledger.Ledger` over a byte store it only reads
+(:class:`StateReader`: the worker's table store, a dict in tests and benchmarks). A tenant's
+state is one small entry, ``{tenant}/e`` (:class:`TenantEntry`: the ledger's
+:class:`~fairuse.ledger.state.TenantState` plus the partition and offset of the last event
+applied to it), and keyed items under ``{tenant}/{kind}/...`` (see :mod:`fairuse.ledger.keyed`).
 
-The caller publishes :attr:`Batch.outputs`, waits until the broker has them, and only then calls
-:meth:`StreamCore.commit`, which writes the touched entries (see docs/streaming.md, "Delivery").
-After a crash, events at or below an entry's offset are skipped: their effects and outputs are
-already durable. This does not rely on the ledger's event-id dedup, whose horizon is event time
-(7 days) and is too short when a backlog is processed faster than real time.
+:meth:`StreamCore.process` changes decoded entries and an overlay of keys in memory;
+:meth:`StreamCore.commit` returns every change since the last commit as :class:`StateWrite`
+records (``value=None`` deletes) and forgets them. The caller makes a batch durable (outputs,
+then these writes on the changelog, then offsets, or all in one transaction), then applies the
+writes to its store (:func:`apply_writes` for a dict), so later reads see them; or calls
+:meth:`StreamCore.discard` to drop the batch. After a crash, events at or below an entry's offset
+are skipped: their effects and outputs are already durable. This does not rely on the ledger's
+event-id dedup, whose horizon is event time (7 days) and is too short when a backlog is processed
+faster than real time.
+
+Entries written by the previous version (key ``{tenant}``, the whole state with every call id in
+one record) are read and converted: the next commit writes the new entry and keys and deletes
+the old key. The recent violations shown by ``GET .../violations`` are kept in memory only.
 """
 
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import orjson
+from typing import Any, Protocol
 
 from fairuse.events import Event, parse_event
 from fairuse.ledger import Ledger, TenantState, usage_view
+from fairuse.ledger.keyed import SEP
 from fairuse.policy import Policy
 from fairuse.records import OutputRecord, Violation
 from fairuse.settings import KafkaSettings
-from fairuse.stream.state import StateCache
 
 VIOLATIONS_KEPT = 100
 """How many of a tenant's latest violations the worker keeps for ``GET .../violations``."""
 
-_HEADER = struct.Struct(">iqI")  # partition, offset, length of the state bytes
+CACHED_TENANTS = 4096
+"""How many decoded tenant entries a core keeps between batches (the rest are read again)."""
+
+_HEADER = struct.Struct(">iq")  # partition, offset
+_LEGACY_HEADER = struct.Struct(">iqI")  # partition, offset, length of the state bytes
+
+
+class StateReader(Protocol):
+    """Read access to the worker's local state store."""
+
+    def get(self, key: str) -> bytes | None:
+        """The stored value of ``key``, or None."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateWrite:
+    """One changelog record: ``key`` set to ``value`` (None: deleted) on ``partition``, the
+    events partition of the key's tenant."""
+
+    key: str
+    value: bytes | None
+    partition: int
+
+
+def tenant_of_key(key: str) -> str:
+    """The tenant a state key belongs to (every key starts with ``{tenant}/``)."""
+    return key.split(SEP, 1)[0]
+
+
+def entry_key(tenant_id: str) -> str:
+    """The key of a tenant's entry."""
+    return f"{tenant_id}{SEP}e"
+
+
+def apply_writes(store: MutableMapping[str, bytes], writes: Iterable[StateWrite]) -> None:
+    """Apply committed writes to a dict-like store."""
+    for write in writes:
+        if write.value is None:
+            store.pop(write.key, None)
+        else:
+            store[write.key] = write.value
 
 
 @dataclass(slots=True)
 class TenantEntry:
-    """What the worker stores per tenant (one table value, one changelog record)."""
+    """What the worker stores under ``{tenant}/e``: the state, and the last event applied."""
 
     state: TenantState
     partition: int = -1
     offset: int = -1
-    violations: list[dict[str, Any]] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
-        """Header (partition, offset, state length), the state bytes, the violations JSON."""
-        state = self.state.to_bytes()
-        header = _HEADER.pack(self.partition, self.offset, len(state))
-        return header + state + orjson.dumps(self.violations)
+        """Header (partition, offset), then the state's bytes."""
+        return _HEADER.pack(self.partition, self.offset) + self.state.to_bytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> TenantEntry:
+    def from_bytes(cls, data: bytes, keys: Overlay) -> TenantEntry:
         """Rebuild an entry written by :meth:`to_bytes`."""
-        partition, offset, length = _HEADER.unpack_from(data)
-        start = _HEADER.size
-        state = TenantState.from_bytes(data[start : start + length])
-        violations = orjson.loads(data[start + length :])
-        return cls(state, partition, offset, violations)
+        partition, offset = _HEADER.unpack_from(data)
+        return cls(TenantState.from_bytes(data[_HEADER.size :], keys), partition, offset)
+
+    @classmethod
+    def from_legacy(cls, data: bytes, keys: Overlay) -> TenantEntry:
+        """Convert an entry of the previous version (its keyed items go through ``keys``)."""
+        partition, offset, length = _LEGACY_HEADER.unpack_from(data)
+        start = _LEGACY_HEADER.size
+        state = TenantState.from_bytes(data[start : start + length], keys)
+        return cls(state, partition, offset)
+
+
+class Overlay:
+    """Keys (:class:`fairuse.ledger.keyed.Keys`) over the store: changes since the last commit
+    in front of the stored values."""
+
+    __slots__ = ("changed", "store")
+
+    def __init__(self, store: StateReader) -> None:
+        self.store = store
+        self.changed: dict[str, bytes | None] = {}
+
+    def get(self, key: str) -> bytes | None:
+        """The current value of ``key``."""
+        changed = self.changed
+        if key in changed:
+            return changed[key]
+        return self.store.get(key)
+
+    def put(self, key: str, value: bytes | None) -> None:
+        """Change ``key`` (None deletes it) until the next commit or discard."""
+        self.changed[key] = value
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,51 +169,57 @@ def topic_for(record: OutputRecord, kafka: KafkaSettings) -> str:
     return kafka.topic(record.TOPIC.removeprefix("fairuse."))
 
 
-class _LedgerStates(MutableMapping[str, TenantState]):
-    """The ledger's view of the entries: their states; ``owns`` filters iteration (expiry)."""
+class _Entries(MutableMapping[str, TenantState]):
+    """The ledger's view of the core's entries: loads on a miss, notes every state set."""
 
-    def __init__(
-        self,
-        entries: MutableMapping[str, TenantEntry],
-        owns: Callable[[TenantEntry], bool] | None = None,
-    ) -> None:
-        self._entries = entries
-        self._owns = owns
+    def __init__(self, core: StreamCore) -> None:
+        self._core = core
 
-    def __getitem__(self, key: str) -> TenantState:
-        return self._entries[key].state
-
-    def __setitem__(self, key: str, value: TenantState) -> None:
-        entry = self._entries.get(key)
+    def __getitem__(self, tenant_id: str) -> TenantState:
+        entry = self._core.entry(tenant_id)
         if entry is None:
-            self._entries[key] = TenantEntry(value)
+            raise KeyError(tenant_id)
+        return entry.state
+
+    def __setitem__(self, tenant_id: str, state: TenantState) -> None:
+        core = self._core
+        entry = core.cached.get(tenant_id)
+        if entry is None:
+            core.cached[tenant_id] = TenantEntry(state)
         else:
-            entry.state = value
+            entry.state = state
+        core.dirty.add(tenant_id)
 
-    def __delitem__(self, key: str) -> None:
-        del self._entries[key]
+    def __delitem__(self, tenant_id: str) -> None:
+        raise TypeError("tenant entries are never deleted by the ledger")
 
-    def __iter__(self) -> Iterator[str]:
-        if self._owns is None:
-            return iter(self._entries)
-        owns, entries = self._owns, self._entries
-        return (key for key in list(entries) if owns(entries[key]))
+    def __iter__(self) -> Iterator[str]:  # the loaded tenants only
+        return iter(list(self._core.cached))
 
     def __len__(self) -> int:
-        return sum(1 for _ in self)
+        return len(self._core.cached)
 
 
 class StreamCore:
-    """The ledger over byte-store entries, plus the event-time watermark."""
+    """The ledger over a read-only store, its changes returned by :meth:`commit`."""
 
     def __init__(
-        self, policy: Policy, kafka: KafkaSettings, store: MutableMapping[str, bytes]
+        self,
+        policy: Policy,
+        kafka: KafkaSettings,
+        store: StateReader,
+        *,
+        cached_tenants: int = CACHED_TENANTS,
     ) -> None:
         self.kafka = kafka
-        self.entries: StateCache[TenantEntry] = StateCache(
-            store, TenantEntry.from_bytes, TenantEntry.to_bytes
-        )
-        self.ledger = Ledger(policy, _LedgerStates(self.entries))
+        self.store = store
+        self.keys = Overlay(store)
+        self.cached: dict[str, TenantEntry] = {}  # decoded entries, oldest loaded first
+        self.dirty: set[str] = set()  # tenants whose entry changed since the last commit
+        self.legacy: dict[str, int] = {}  # tenants converted from an old entry -> partition
+        self.cached_tenants = cached_tenants
+        self.ledger = Ledger(policy, _Entries(self), keys=self.keys)
+        self.recent: dict[str, deque[dict[str, Any]]] = {}
         self.watermark_ms = 0
         self.skipped = 0
 
@@ -154,14 +232,27 @@ class StreamCore:
     def policy(self, policy: Policy) -> None:
         self.ledger.policy = policy
 
-    def begin(self) -> None:
-        """Start a batch (drops decoded entries after a rebalance)."""
-        self.entries.begin()
+    def entry(self, tenant_id: str) -> TenantEntry | None:
+        """The tenant's entry (decoded from the store if not loaded), or None if unknown."""
+        entry = self.cached.get(tenant_id)
+        if entry is not None:
+            return entry
+        raw = self.store.get(entry_key(tenant_id))
+        if raw is not None:
+            entry = TenantEntry.from_bytes(raw, self.keys)
+        else:
+            old = self.store.get(tenant_id)
+            if old is None:
+                return None
+            entry = TenantEntry.from_legacy(old, self.keys)
+            self.legacy[tenant_id] = entry.partition
+            self.dirty.add(tenant_id)
+        self.cached[tenant_id] = entry
+        return entry
 
     def process(self, messages: Iterable[Inbound]) -> Batch:
-        """Run the ledger over ``messages`` in order; nothing is written to the store yet."""
+        """Run the ledger over ``messages`` in order; the changes wait for :meth:`commit`."""
         batch = Batch()
-        entries = self.entries
         for message in messages:
             batch.events += 1
             parsed = parse_event(message.value)
@@ -169,7 +260,7 @@ class StreamCore:
                 self._emit(self.ledger.process(message.value, message.source), batch)
                 continue
             tenant_id = parsed.tenant_id
-            entry = entries.get(tenant_id)
+            entry = self.entry(tenant_id)
             if (
                 entry is not None
                 and entry.partition == message.partition
@@ -180,9 +271,9 @@ class StreamCore:
             if parsed.ts > self.watermark_ms:
                 self.watermark_ms = parsed.ts
             records = self.ledger.process_event(parsed, message.value, message.source)
-            entry = entries.get(tenant_id)
-            if entry is not None:
-                entry.partition, entry.offset = message.partition, message.offset
+            entry = self.cached[tenant_id]
+            entry.partition, entry.offset = message.partition, message.offset
+            self.dirty.add(tenant_id)
             self._emit(records, batch)
         self.skipped += batch.skipped
         return batch
@@ -190,13 +281,13 @@ class StreamCore:
     def expire_idle(self, owns: Callable[[int], bool] = lambda partition: True) -> Batch:
         """Close sessions silent past their expiry at the event-time watermark.
 
-        Only tenants whose events partition ``owns`` accepts are looked at (this worker's).
+        Only loaded tenants whose events partition ``owns`` accepts are looked at (this
+        worker's); a tenant not loaded is brought up to date by its next event.
         """
         batch = Batch()
         if self.watermark_ms:
-            view = _LedgerStates(self.entries, lambda entry: owns(entry.partition))
-            expiring = Ledger(self.ledger.policy, view)
-            self._emit(expiring.expire_idle(self.watermark_ms), batch)
+            owned = [t for t, entry in self.cached.items() if owns(entry.partition)]
+            self._emit(self.ledger.expire_idle(self.watermark_ms, owned), batch)
         return batch
 
     def _emit(self, records: Sequence[OutputRecord], batch: Batch) -> None:
@@ -206,34 +297,74 @@ class StreamCore:
                 Outbound(topic_for(record, self.kafka), tenant.encode(), record.to_json())
             )
             if isinstance(record, Violation):
-                entry = self.entries.get(tenant)
-                if entry is not None and all(
-                    v["violation_id"] != record.violation_id for v in entry.violations
-                ):
-                    entry.violations.append(record.to_dict())
-                    del entry.violations[:-VIOLATIONS_KEPT]
+                recent = self.recent.get(tenant)
+                if recent is None:
+                    recent = self.recent[tenant] = deque(maxlen=VIOLATIONS_KEPT)
+                if all(v["violation_id"] != record.violation_id for v in recent):
+                    recent.append(record.to_dict())
 
     def partition_of(self, tenant_id: str) -> int | None:
         """The events partition of ``tenant_id`` if its entry is loaded, else None."""
-        entry = self.entries.peek(tenant_id)
+        entry = self.cached.get(tenant_id)
         return None if entry is None or entry.partition < 0 else entry.partition
+
+    def _peek(self, tenant_id: str) -> TenantEntry | None:
+        """The tenant's entry for a view: loaded, or decoded apart (nothing to commit)."""
+        entry = self.cached.get(tenant_id)
+        if entry is not None:
+            return entry
+        keys = Overlay(self.store)
+        raw = self.store.get(entry_key(tenant_id))
+        if raw is not None:
+            return TenantEntry.from_bytes(raw, keys)
+        old = self.store.get(tenant_id)
+        return None if old is None else TenantEntry.from_legacy(old, keys)
 
     def usage(self, tenant_id: str) -> dict[str, Any] | None:
         """Live usage of ``tenant_id`` at its latest event time, or None for an unknown tenant."""
-        entry = self.entries.get(tenant_id)
+        entry = self._peek(tenant_id)
         if entry is None:
             return None
         return usage_view(entry.state, self.policy, entry.state.clock_ms)
 
     def violations_of(self, tenant_id: str) -> list[dict[str, Any]] | None:
-        """The tenant's latest violations (oldest first), or None for an unknown tenant."""
-        entry = self.entries.get(tenant_id)
-        return None if entry is None else list(entry.violations)
+        """The tenant's latest violations seen by this process (oldest first), or None for an
+        unknown tenant."""
+        known = tenant_id in self.cached or self.store.get(entry_key(tenant_id)) is not None
+        if not known and self.store.get(tenant_id) is None:
+            return None
+        return list(self.recent.get(tenant_id, ()))
 
-    def commit(self) -> list[str]:
-        """Write the touched tenants' entries; return the tenants written."""
-        return self.entries.flush()
+    def commit(self) -> list[StateWrite]:
+        """Every state change since the last commit or discard, as changelog records (only keys
+        whose stored value differs), and forget them. Entries come first, then their keys."""
+        store, cached = self.store, self.cached
+        writes: list[StateWrite] = []
+        for tenant_id in sorted(self.dirty):
+            entry = cached[tenant_id]
+            key = entry_key(tenant_id)
+            value = entry.to_bytes()
+            if store.get(key) != value:
+                writes.append(StateWrite(key, value, entry.partition))
+        for tenant_id, partition in self.legacy.items():
+            writes.append(StateWrite(tenant_id, None, partition))
+        for key, value in self.keys.changed.items():
+            if store.get(key) != value:
+                entry = cached[tenant_of_key(key)]
+                writes.append(StateWrite(key, value, entry.partition))
+        self.dirty.clear()
+        self.legacy.clear()
+        self.keys.changed.clear()
+        excess = len(cached) - self.cached_tenants
+        if excess > 0:
+            for tenant_id in list(cached)[:excess]:
+                del cached[tenant_id]
+        return writes
 
-    def mark_stale(self) -> None:
-        """Partitions were reassigned: reload entries from the store at the next batch."""
-        self.entries.mark_stale()
+    def discard(self) -> None:
+        """The changes since the last commit were not made durable: forget them and every
+        decoded entry (the next batch reads the store again)."""
+        self.cached.clear()
+        self.dirty.clear()
+        self.legacy.clear()
+        self.keys.changed.clear()

@@ -12,6 +12,8 @@ from ledger_support import DAY, HOUR, MINUTE, Feed, accruals, ms, policy
 
 from fairuse.errors import ConfigError
 from fairuse.ledger import Ledger, TenantState, usage_view
+from fairuse.ledger.keyed import DictKeys
+from fairuse.ledger.state import CallsRow
 from fairuse.records import DeadLetter, UsageAccrual, Violation
 
 
@@ -32,7 +34,7 @@ def test_repeated_event_id_is_dropped_counted_and_not_dead_lettered() -> None:
     first = feed.send("api_call", t0, event_id="same", count=9)
     assert feed.send("api_call", t0 + 1, event_id="same", count=9) == []
     assert feed.ledger.duplicates == 1
-    assert feed.state.periods["api_calls"]["2026-03-02"][0] == 9
+    assert feed.state.periods["api_calls"]["2026-03-02"].calls == 9
     assert [v.status for v in first] == ["warning"]
     other = Feed(feed.ledger, tenant="other")  # ids are per tenant
     assert other.send("api_call", t0, event_id="same") == []
@@ -49,7 +51,7 @@ def test_event_ids_are_remembered_for_the_horizon_then_forgotten() -> None:
     feed.send("api_call", t0 + 8 * DAY, event_id="z")
     feed.send("api_call", t0 + 8 * DAY + 1, event_id="x", count=2)
     assert feed.ledger.duplicates == 1  # 8 days after it was first seen: a new event
-    assert feed.state.periods["api_calls"]["2026-03-10"] == [3, 2400]
+    assert feed.state.periods["api_calls"]["2026-03-10"] == CallsRow(3, 2400)
 
 
 def test_dedup_horizon_is_configurable_but_at_least_seven_days() -> None:
@@ -186,11 +188,12 @@ def test_tenant_state_bytes_round_trip_exactly() -> None:
     feed.send("usage_notice", t0, notice_id="n", starts=t0, ends=t0 + 1, metrics=["api_calls"])
     state = feed.state
     data = state.to_bytes()
-    again = TenantState.from_bytes(data)
+    again = TenantState.from_bytes(data, feed.ledger.keys)
     assert again == state
     assert again.to_bytes() == data
-    assert isinstance(orjson.loads(data), list)
+    assert orjson.loads(data)["v"] == 3
     assert again.pending is not None and again.held_stops["early"].ts == t0
+    assert "c1" in again.calls and len(again.calls) == 1
 
 
 def test_a_ledger_resumes_from_serialised_states() -> None:
@@ -202,8 +205,9 @@ def test_a_ledger_resumes_from_serialised_states() -> None:
     half = Feed()
     half.start("s1", t0)
     half.beat("s1", t0 + MINUTE)
-    states = {k: TenantState.from_bytes(v.to_bytes()) for k, v in half.ledger.states.items()}
-    resumed = Feed(Ledger(half.ledger.policy, states))
+    keys = DictKeys(dict(half.ledger.keys.data))
+    states = {k: TenantState.from_bytes(v.to_bytes(), keys) for k, v in half.ledger.states.items()}
+    resumed = Feed(Ledger(half.ledger.policy, states, keys=keys))
     assert resumed.stop("s1", t0 + 2 * MINUTE, event_id="acme-e3") == expected
     assert isinstance(expected[0], UsageAccrual)
 
@@ -242,26 +246,46 @@ def test_remembered_ids_are_compact_and_pruned_after_the_horizon() -> None:
     for i in range(1000):
         feed.send("api_call", t0 + i * MINUTE, event_id=f"a-rather-long-event-id-{i:06d}")
     state = feed.state
-    assert len(state.seen) == 1000
-    assert sum(len(b) for b in state.seen_hours.values()) == 8 * 1000
-    assert len(state.to_bytes()) < 16 * 1000
+    keys = feed.ledger.keys.data
+    assert sum(key.startswith("acme/i/") for key in keys) == 1000
+    assert sum(state.seen.hours.values()) == 1000
+    assert len(state.to_bytes()) < 2000  # the entry keeps a count per hour, not the ids
     feed.send("api_call", t0 + 10 * DAY)  # a new day: upkeep prunes ids older than 7 days
-    assert len(state.seen) == 1
+    assert sorted(keys) == ["acme/i/acme-e1", f"acme/ih/{(t0 + 10 * DAY) // HOUR}/0"]
     feed.send("api_call", t0 + 10 * DAY, event_id="a-rather-long-event-id-000001")
     assert feed.ledger.duplicates == 0  # forgotten: processed as a new event
-    assert feed.state.periods["api_calls"]["2026-03-12"][0] == 2
+    assert feed.state.periods["api_calls"]["2026-03-12"].calls == 2
 
 
 def test_format_1_states_are_still_read() -> None:
     feed = Feed()
     t0 = ms("2026-03-02T09:00")
     feed.send("api_call", t0, event_id="old-id", count=4)
-    current = orjson.loads(feed.state.to_bytes())
-    current[0] = 1
-    current[3] = {"old-id": t0}  # format 1 kept ids whole with their time
-    state = TenantState.from_bytes(orjson.dumps(current))
-    assert state == feed.state
-    resumed = Feed(Ledger(feed.ledger.policy, {"acme": state}))
+    state = feed.state
+    row = state.periods["api_calls"]["2026-03-02"]
+    # format 1: one positional array, ids kept whole with their time
+    old = [
+        1,
+        "acme",
+        state.clock_ms,
+        {"old-id": t0},
+        {},
+        {},
+        {},
+        [],
+        [],
+        {"api_calls": {"2026-03-02": row.to_list()}},
+        ["api_calls|2026-03-02|warning"],
+        {},
+        [],
+        None,
+        state.next_upkeep_ms,
+    ]
+    keys = DictKeys()
+    converted = TenantState.from_bytes(orjson.dumps(old), keys)
+    assert converted.periods == state.periods and converted.clock_ms == state.clock_ms
+    assert converted.marks.has("api_calls", "2026-03-02", "warning")
+    resumed = Feed(Ledger(feed.ledger.policy, {"acme": converted}, keys=keys))
     assert resumed.send("api_call", t0 + 1, event_id="old-id") == []
     assert resumed.ledger.duplicates == 1
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from ledger_support import DAY, HOUR, ms, policy
 
 from fairuse.ledger import Ledger, TenantState
+from fairuse.ledger.keyed import DictKeys
 from fairuse.ledger.weights import session_weight
 from fairuse.records import UsageAccrual
 
@@ -167,8 +168,8 @@ def test_tenant_state_bytes_round_trip(events: list[dict[str, Any]], zone: str) 
     ledger, _ = run(events, zone, api_calls_per_day=1000, repeat_threshold=1)
     state = ledger.states["acme"]
     data = state.to_bytes()
-    assert TenantState.from_bytes(data) == state
-    assert TenantState.from_bytes(data).to_bytes() == data
+    assert TenantState.from_bytes(data, ledger.keys) == state
+    assert TenantState.from_bytes(data, ledger.keys).to_bytes() == data
 
 
 @settings(max_examples=60, deadline=None)
@@ -184,8 +185,11 @@ def test_streaming_restarts_and_expiry_sweeps_change_no_record(
     watermark = 0
     for event in events:
         if data.draw(st.booleans()):  # a restart: state only from its bytes
-            states = {t: TenantState.from_bytes(s.to_bytes()) for t, s in ledger.states.items()}
-            ledger = Ledger(policy(), states)
+            keys = DictKeys(dict(ledger.keys.data))
+            states = {
+                t: TenantState.from_bytes(s.to_bytes(), keys) for t, s in ledger.states.items()
+            }
+            ledger = Ledger(policy(), states, keys=keys)
         if data.draw(st.booleans()):
             assert ledger.expire_idle(watermark + data.draw(st.integers(0, 2 * HOUR))) == []
         records += ledger.process(orjson.dumps(event), f"src:{event['event_id']}")

@@ -6,6 +6,7 @@ import pytest
 from ledger_support import HOUR, MINUTE, Feed, ms, policy, statuses, violations
 
 from fairuse.ledger import Ledger
+from fairuse.ledger.state import StoredRow, Strike
 from fairuse.ledger.thresholds import violation_id
 from fairuse.policy import Limits, Policy, Revision
 from fairuse.records import stable_id
@@ -94,7 +95,7 @@ def test_roster_changes_move_a_tenant_over_the_stored_calls_limit() -> None:
     assert [(v.status, v.observed, v.seats) for v in records] == [("exceeded", 4.0, 1)]
     assert feed.send("user_deactivated", t0 + 7, user_id="u2") == []  # no longer active
     feed.send("call_deleted", t0 + 8, call_id="c1")
-    assert feed.state.periods["stored_calls_per_user"]["2026-03"] == [3.0, 2.0]
+    assert feed.state.periods["stored_calls_per_user"]["2026-03"] == StoredRow(3.0, 2.0)
 
 
 def test_usage_inside_an_earlier_notice_is_excused_and_outside_it_exceeded() -> None:
@@ -115,7 +116,7 @@ def test_usage_inside_an_earlier_notice_is_excused_and_outside_it_exceeded() -> 
     assert feed.send("api_call", t0 + 2 * MINUTE) == []  # excused once per period
     [exceeded] = feed.send("api_call", t0 + HOUR)  # the notice ends at t0 + 1 h (excluded)
     assert (exceeded.status, exceeded.observed) == ("exceeded", 13)
-    assert feed.state.strikes == [[exceeded.violation_id, t0 + HOUR]]
+    assert feed.state.strikes == [Strike(exceeded.violation_id, t0 + HOUR)]
 
 
 def test_a_notice_for_another_metric_or_arriving_later_does_not_excuse() -> None:

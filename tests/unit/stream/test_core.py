@@ -15,7 +15,15 @@ from fairuse.policy import DEFAULT_POLICY, Limits, Policy, Revision
 from fairuse.recorder.simulator import FleetConfig, simulate
 from fairuse.records import DeadLetter, OutputRecord, UsageAccrual
 from fairuse.settings import KafkaSettings
-from fairuse.stream.core import Inbound, StreamCore, TenantEntry, topic_for
+from fairuse.stream.core import (
+    Inbound,
+    Overlay,
+    StreamCore,
+    TenantEntry,
+    apply_writes,
+    entry_key,
+    topic_for,
+)
 
 KAFKA = KafkaSettings(topic_prefix="t1.")
 TOPIC = "t1.events"
@@ -79,17 +87,17 @@ def test_batched_core_publishes_exactly_the_plain_ledgers_records() -> None:
     published = []
     all_messages = messages()
     for start in range(0, len(all_messages), 257):
-        core.begin()
         batch = core.process(all_messages[start : start + 257])
         published += batch.outputs
-        core.commit()
+        apply_writes(store, core.commit())
     assert [o.value for o in published] == [r.to_json() for r in expected]
     assert [o.topic for o in published] == [topic_for(r, KAFKA) for r in expected]
     assert all(o.key == r.tenant_id.encode() for o, r in zip(published, expected, strict=True))
     assert {o.topic for o in published} <= {
         f"t1.{n}" for n in ("usage", "violations", "enforcement", "dead-letter")
     }
-    entry = TenantEntry.from_bytes(store[next(iter(sorted(store)))])
+    tenant = orjson.loads(all_messages[0].value)["tenant_id"]
+    entry = TenantEntry.from_bytes(store[entry_key(tenant)], Overlay(store))
     assert entry.offset >= 0 and entry.state.clock_ms > 0
 
 
@@ -119,14 +127,13 @@ def test_crashes_anywhere_lose_nothing_and_change_no_record(data: st.DataObject)
             )
         )
         batch, rest = remaining[:size], remaining[size:]
-        core.begin()
         outputs = core.process(batch).outputs
         crashed = step == "before_publish"
         if not crashed:
             published += [o.value for o in outputs]
             crashed = step == "after_publish"
         if not crashed:
-            core.commit()
+            apply_writes(store, core.commit())
             remaining = rest
             # Offsets are committed rarely, so a crash re-delivers more than the ledger's 7-day
             # event-time dedup horizon (a backlog processed faster than real time).
@@ -149,7 +156,7 @@ def test_redelivery_beyond_the_dedup_horizon_changes_nothing() -> None:
     store: dict[str, bytes] = {}
     core = StreamCore(DEFAULT_POLICY, KAFKA, store)
     published = [o.value for o in core.process(messages()).outputs]
-    core.commit()
+    apply_writes(store, core.commit())
     again = StreamCore(DEFAULT_POLICY, KAFKA, store).process(messages())
     assert again.skipped == sum(isinstance(parse_event(m.value), Event) for m in messages())
     published += [o.value for o in again.outputs]
@@ -166,9 +173,10 @@ def test_policy_swap_applies_from_the_next_event() -> None:
     ledger.policy = strict
     expected += [r for m in messages()[half:] for r in ledger.process(m.value, m.source)]
 
-    core = StreamCore(DEFAULT_POLICY, KAFKA, {})
+    store: dict[str, bytes] = {}
+    core = StreamCore(DEFAULT_POLICY, KAFKA, store)
     outputs = core.process(messages()[:half]).outputs
-    core.commit()
+    apply_writes(store, core.commit())
     core.policy = strict
     outputs += core.process(messages()[half:]).outputs
     assert [o.value for o in outputs] == [r.to_json() for r in expected]
@@ -177,7 +185,8 @@ def test_policy_swap_applies_from_the_next_event() -> None:
 
 def test_expiry_closes_only_owned_partitions_sessions_at_the_watermark() -> None:
     start = 1_800_000_000_000
-    core = StreamCore(DEFAULT_POLICY, KAFKA, {})
+    store: dict[str, bytes] = {}
+    core = StreamCore(DEFAULT_POLICY, KAFKA, store)
 
     def event(tenant: str, partition: int, offset: int, ts: int, kind: str, **f: object):
         obj = {"type": kind, "event_id": f"{tenant}-{offset}", "tenant_id": tenant, "ts": ts}
@@ -190,7 +199,7 @@ def test_expiry_closes_only_owned_partitions_sessions_at_the_watermark() -> None
             event("c", 2, 0, start + 3_600_000, "api_call"),
         ]
     )
-    core.commit()
+    apply_writes(store, core.commit())
     assert core.watermark_ms == start + 3_600_000
     assert core.expire_idle(lambda partition: partition == 0).outputs == []
     assert core.usage("a")["open_sessions"] == []
