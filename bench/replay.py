@@ -95,11 +95,15 @@ def main() -> int:
         f"{counts.dead_letters} dead letters, {counts.duplicates} duplicates, "
         f"{counts.usage:,} usage accruals"
     )
-    state_bytes = [len(s.to_bytes()) for s in ledger_only().states.values()]
+    ledger = ledger_only()
+    state_bytes = [len(s.to_bytes()) for s in ledger.states.values()]
     mean_bytes = sum(state_bytes) // len(state_bytes)
+    keyed = ledger.keys.data  # type: ignore[attr-defined]
+    keyed_bytes = sum(len(k) + len(v) for k, v in keyed.items()) // len(state_bytes)
     print(
-        f"tenant state: max {max(state_bytes):,} bytes, mean {mean_bytes:,} bytes"
-        " (to_bytes at the end of the month)"
+        f"tenant entry: max {max(state_bytes):,} bytes, mean {mean_bytes:,} bytes"
+        f" (to_bytes at the end of the month); keyed state: {len(keyed) // len(state_bytes):,}"
+        f" keys, {keyed_bytes:,} bytes per tenant"
     )
     for name, run in (
         ("parse_event only", parse_only),

@@ -33,7 +33,7 @@ from fairuse.kafka import client_kwargs
 from fairuse.policy import DEFAULT_POLICY
 from fairuse.recorder.simulator import FleetConfig, simulate
 from fairuse.settings import KafkaSettings, load_settings
-from fairuse.stream.core import Inbound, StreamCore
+from fairuse.stream.core import Inbound, StreamCore, apply_writes
 from fairuse.topics import create_topics_async
 
 DAY_MS = 86_400_000
@@ -175,7 +175,8 @@ async def ceiling_throughput(base: KafkaSettings, pairs) -> float:
     )
     await consumer.start()
     await producer.start()
-    core = StreamCore(DEFAULT_POLICY, kafka, {})
+    store: dict[str, bytes] = {}
+    core = StreamCore(DEFAULT_POLICY, kafka, store)
     tps = [TopicPartition(topic, p) for p in range(kafka.events_partitions)]
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
@@ -191,11 +192,10 @@ async def ceiling_throughput(base: KafkaSettings, pairs) -> float:
             ]
             if not messages:
                 continue
-            core.begin()
             batch = core.process(messages)
             pending = [await producer.send(o.topic, o.value, key=o.key) for o in batch.outputs]
             await asyncio.gather(*pending)
-            core.commit()
+            apply_writes(store, core.commit())
             done += len(messages)
     finally:
         await consumer.stop()
