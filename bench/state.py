@@ -32,6 +32,15 @@ from fairuse.stream.core import Inbound, StreamCore, TenantEntry, apply_writes, 
 KAFKA = KafkaSettings()
 
 
+def field_of(payload: bytes, name: str) -> object:
+    """A top-level field of a payload, or None (faults included)."""
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    return obj.get(name) if isinstance(obj, dict) else None
+
+
 def inbound(payloads: Sequence[bytes]) -> list[Inbound]:
     return [Inbound(p, "fairuse.events", 0, i) for i, p in enumerate(payloads)]
 
@@ -47,8 +56,7 @@ def changelog_by_day(messages: list[Inbound], batch: int) -> tuple[dict[int, lis
         writes = core.commit()
         apply_writes(store, writes)
         size = sum(len(w.key) + len(w.value or b"") for w in writes)
-        ts = [orjson.loads(m.value).get("ts", 0) for m in (chunk[0], chunk[-1])]
-        day = max(ts) // DAY_MS
+        day = core.watermark_ms // DAY_MS
         row = days.setdefault(day, [0, 0])
         row[0] += len(chunk)
         row[1] += size
@@ -57,8 +65,8 @@ def changelog_by_day(messages: list[Inbound], batch: int) -> tuple[dict[int, lis
 
 def heavy_tenant_rate(payloads: list[bytes], calls: int, repeat: int = 3) -> float:
     """Events/s of CPU for one tenant's events when it already holds ``calls`` stored calls."""
-    tenant = orjson.loads(payloads[0])["tenant_id"]
-    own = [p for p in payloads if orjson.loads(p).get("tenant_id") == tenant]
+    tenant = field_of(payloads[0], "tenant_id")
+    own = [p for p in payloads if field_of(p, "tenant_id") == tenant]
     store: dict[str, bytes] = {}
     if calls:
         prefix = tenant_key(tenant, "c")

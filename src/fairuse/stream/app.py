@@ -37,33 +37,32 @@ class TenantTable(Table):
     """A table whose changelog partition is the partition the tenant's events arrive on.
 
     Writes happen once per batch (outside Faust's per-event context): :meth:`write` applies the
-    core's :class:`StateWrite` records, each sent to the partition it names.
+    core's :class:`StateWrite` records to the store and sends each to the partition it names
+    (directly, not through Faust's ``send_soon`` buffer, whose flushes stall a large batch).
     """
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._unconfirmed: list[asyncio.Future] = []
-        self._partition: int | None = None
 
-    def partition_for_key(self, key: Any) -> int | None:
-        """The changelog partition of the write being applied."""
-        return self._partition
-
-    def write(self, writes: Sequence[StateWrite]) -> None:
-        """Apply ``writes`` to the store and send them to the changelog (None: tombstone)."""
+    async def write(self, writes: Sequence[StateWrite]) -> None:
+        """Apply ``writes`` to the store and send them to the changelog (None: a tombstone);
+        :meth:`written` waits until the broker has them."""
+        send, store = self.changelog_topic.send, self.data
         for write in writes:
-            self._partition = write.partition
-            if write.value is not None:
-                self[write.key] = write.value
-            elif write.key in self.data:
-                del self[write.key]
-        self._partition = None
-
-    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
-        """Send a changelog record, remembering it until :meth:`written` confirms it."""
-        future = super().send_changelog(*args, **kwargs)
-        self._unconfirmed.append(future)
-        return future
+            if write.value is None:
+                store.pop(write.key, None)
+            else:
+                store[write.key] = write.value
+            future = await send(
+                key=write.key,
+                value=write.value,
+                partition=write.partition,
+                key_serializer=self.key_serializer,
+                value_serializer=self.value_serializer,
+                callback=self._on_changelog_sent,
+            )
+            self._unconfirmed.append(future)
 
     async def written(self) -> None:
         """Wait until the broker has every changelog record sent so far.
@@ -127,7 +126,7 @@ class Worker:
         caller): outputs acknowledged, then the state written and acknowledged, then offsets."""
         try:
             await _acknowledged(sent)
-            self.table.write(self.core.commit())
+            await self.table.write(self.core.commit())
             await self.commit_offsets(messages)
         except BaseException:
             # The batch's effects may not be durable: whoever takes the lock next reloads the
@@ -339,7 +338,7 @@ def _wire(worker: Worker, settings: Settings) -> None:
             owned = worker.assigned_partitions()
             batch = core.expire_idle(owned.__contains__)
             await worker.publish(batch.outputs)
-            worker.table.write(core.commit())
+            await worker.table.write(core.commit())
             await worker.table.written()
 
     @app.task
