@@ -2,9 +2,10 @@
 
 A policy file is a list of ``[[revision]]`` tables, each with an ``id``, an ``effective_from``
 instant and every limit of :class:`Limits`; ``[revision.tenants."<tenant_id>"]`` tables override
-any limit and the ``timezone`` for one tenant (custom contracts). The revision in force at an
-event's time governs the event. A file with any error is rejected whole by :func:`parse_policy`
-with a :class:`~fairuse.errors.PolicyError` naming the file, line and field.
+any limit and the ``timezone`` for one tenant (custom contracts). A tenant's overrides carry
+forward to later revisions, field by field, until a later revision states that field again. The
+revision in force at an event's time governs the event. A file with any error is rejected whole
+by :func:`parse_policy` with a :class:`~fairuse.errors.PolicyError` naming the file, line and field.
 
 Pure apart from :func:`load_policy` (reads a file) and the packaged :data:`DEFAULT_POLICY`.
 The format is documented in ``docs/policy-file.md``.
@@ -72,12 +73,18 @@ LIMIT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Limits) if f.name !
 
 @dataclass(frozen=True, slots=True)
 class Revision:
-    """One revision: its limits from ``effective_from_ms`` on, with per-tenant resolved limits."""
+    """One revision: its limits from ``effective_from_ms`` on, with per-tenant resolved limits.
+
+    ``tenants`` holds every tenant whose limits differ from the revision's, by overrides of its
+    own or carried from an earlier one; ``stated`` names the tenants whose table this revision
+    itself has.
+    """
 
     id: str
     effective_from_ms: int
     limits: Limits = field(default_factory=Limits)
     tenants: dict[str, Limits] = field(default_factory=dict)
+    stated: frozenset[str] = field(default=frozenset(), compare=False)
 
     def limits_for(self, tenant_id: str) -> Limits:
         """The limits that apply to ``tenant_id`` (its override, else the revision's)."""
@@ -86,13 +93,23 @@ class Revision:
 
 @dataclass(frozen=True, slots=True, init=False)
 class Policy:
-    """Revisions sorted by ``effective_from_ms`` (ids and instants unique, at least one)."""
+    """Revisions sorted by ``effective_from_ms`` (ids and instants unique, at least one).
+
+    A tenant whose limits equal its revision's is not an override and is dropped from
+    ``Revision.tenants``.
+    """
 
     revisions: tuple[Revision, ...]
     _starts: tuple[int, ...] = field(repr=False, compare=False)
 
     def __init__(self, revisions: Iterable[Revision]) -> None:
-        ordered = tuple(sorted(revisions, key=lambda r: r.effective_from_ms))
+        ordered = tuple(
+            dataclasses.replace(
+                revision,
+                tenants={t: lim for t, lim in revision.tenants.items() if lim != revision.limits},
+            )
+            for revision in sorted(revisions, key=lambda r: r.effective_from_ms)
+        )
         if not ordered:
             raise PolicyError("a policy needs at least one revision")
         starts = tuple(r.effective_from_ms for r in ordered)
@@ -287,8 +304,10 @@ class _Reader:
                 self.lines.top_key("revision"), "", "'revision' must be [[revision]] tables"
             )
         revisions: list[Revision] = []
+        overrides: dict[str, dict[str, dict[str, Any]]] = {}
         for index, table in enumerate(tables):
-            revision = self.revision(index, table)
+            revision, stated = self.revision(index, table)
+            overrides[revision.id] = stated
             header = self.lines.revision(index)
             where = f"revision '{revision.id}': "
             for earlier_index, earlier in enumerate(revisions):
@@ -305,9 +324,10 @@ class _Reader:
                         f"field 'effective_from' is the same instant as revision '{earlier.id}'",
                     )
             revisions.append(revision)
-        return Policy(revisions)
+        return Policy(carry_overrides_forward(revisions, overrides))
 
-    def revision(self, index: int, table: dict[str, Any]) -> Revision:
+    def revision(self, index: int, table: dict[str, Any]) -> tuple[Revision, dict[str, dict]]:
+        """The revision (tenants not resolved yet) and its tenants' stated override values."""
         header = self.lines.revision(index) or self.lines.top_key("revision")
 
         def line_of(key: str) -> int:
@@ -332,8 +352,8 @@ class _Reader:
         effective_from_ms = self.instant(table["effective_from"], line_of("effective_from"), where)
         values = self.values(table, (*LIMIT_FIELDS, "timezone"), line_of, where)
         limits = Limits(**values)
-        tenants = self.tenants(index, table.get("tenants", {}), limits, line_of, where)
-        return Revision(raw_id, effective_from_ms, limits, tenants)
+        stated = self.tenants(index, table.get("tenants", {}), line_of, where)
+        return Revision(raw_id, effective_from_ms, limits), stated
 
     def values(
         self, table: dict[str, Any], names: tuple[str, ...], line_of: _LineOf, where: str
@@ -363,11 +383,11 @@ class _Reader:
         return ms
 
     def tenants(
-        self, index: int, table: object, base: Limits, line_of: _LineOf, where: str
-    ) -> dict[str, Limits]:
+        self, index: int, table: object, line_of: _LineOf, where: str
+    ) -> dict[str, dict[str, Any]]:
         if not isinstance(table, dict):
             raise self.fail(line_of("tenants"), where, "field 'tenants' must be a table of tenants")
-        resolved: dict[str, Limits] = {}
+        stated: dict[str, dict[str, Any]] = {}
         for tenant_id, overrides in table.items():
             header = self.lines.tenant(index, tenant_id) or line_of("tenants")
             tenant_where = f"{where}tenant '{tenant_id}': "
@@ -382,9 +402,28 @@ class _Reader:
                 return self.lines.key(key, header, header)
 
             self.unknown(overrides, _TENANT_KEYS, tenant_line, tenant_where)
-            values = self.values(overrides, _TENANT_KEYS, tenant_line, tenant_where)
-            resolved[tenant_id] = dataclasses.replace(base, **values)
-        return resolved
+            stated[tenant_id] = self.values(overrides, _TENANT_KEYS, tenant_line, tenant_where)
+        return stated
+
+
+def carry_overrides_forward(
+    revisions: Iterable[Revision], stated: dict[str, dict[str, dict[str, Any]]]
+) -> list[Revision]:
+    """Resolve each revision's tenants, in ``effective_from`` order: a tenant's override values
+    (``stated[revision_id][tenant_id]``) hold from their revision on, field by field, until a
+    later revision states the same field for that tenant again."""
+    in_force: dict[str, dict[str, Any]] = {}
+    resolved = []
+    for revision in sorted(revisions, key=lambda r: r.effective_from_ms):
+        own = stated.get(revision.id, {})
+        for tenant_id, values in own.items():
+            in_force.setdefault(tenant_id, {}).update(values)
+        tenants = {
+            tenant_id: dataclasses.replace(revision.limits, **values)
+            for tenant_id, values in in_force.items()
+        }
+        resolved.append(dataclasses.replace(revision, tenants=tenants, stated=frozenset(own)))
+    return resolved
 
 
 def _syntax_line(message: str, text: str) -> int:
@@ -443,8 +482,13 @@ def _toml_value(value: object) -> str:
 
 
 def policy_to_toml(policy: Policy) -> str:
-    """The policy as TOML that :func:`parse_policy` reads back equal (tenants list differences)."""
+    """The policy as TOML that :func:`parse_policy` reads back equal.
+
+    A tenant table states what differs from what the tenant would get without it: the
+    revision's limits, or the overrides carried from earlier revisions.
+    """
     out: list[str] = []
+    in_force: dict[str, dict[str, Any]] = {}
     for revision in policy.revisions:
         out += ["[[revision]]", f"id = {json.dumps(revision.id)}"]
         out.append(f"effective_from = {format_instant(revision.effective_from_ms)}")
@@ -452,12 +496,18 @@ def policy_to_toml(policy: Policy) -> str:
             value = getattr(revision.limits, name)
             if name != "timezone" or value != "UTC":
                 out.append(f"{name} = {_toml_value(value)}")
-        for tenant_id, limits in sorted(revision.tenants.items()):
-            out += ["", f"[revision.tenants.{json.dumps(tenant_id)}]"]
-            for name in (*LIMIT_FIELDS, "timezone"):
-                value = getattr(limits, name)
-                if value != getattr(revision.limits, name):
-                    out.append(f"{name} = {_toml_value(value)}")
+        for tenant_id in sorted(revision.tenants.keys() | in_force.keys()):
+            target = revision.limits_for(tenant_id)
+            carried = in_force.setdefault(tenant_id, {})
+            changed = {
+                name: getattr(target, name)
+                for name in (*LIMIT_FIELDS, "timezone")
+                if getattr(target, name) != carried.get(name, getattr(revision.limits, name))
+            }
+            if changed:
+                out += ["", f"[revision.tenants.{json.dumps(tenant_id)}]"]
+                out += [f"{name} = {_toml_value(value)}" for name, value in changed.items()]
+                carried.update(changed)
         out.append("")
     return "\n".join(out)
 

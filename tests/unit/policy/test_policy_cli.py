@@ -59,7 +59,7 @@ def test_check_bad_file_exits_2_with_line(
     )
 
 
-def test_check_warns_about_overrides_not_restated(
+def test_check_shows_overrides_carried_into_a_revision_that_does_not_restate_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     text = Path(EXAMPLE).read_text()
@@ -67,9 +67,12 @@ def test_check_warns_about_overrides_not_restated(
     path = tmp_path / "p.toml"
     path.write_text(text[:last])
     assert main(["policy", "check", str(path)]) == 0
-    assert "warning: tenant 'acme' has overrides in revision '2021-01-12' but not in " in (
-        capsys.readouterr().out
-    )
+    out = capsys.readouterr().out
+    later = out[out.index("revision '2027-01-01'") :]
+    assert "tenant 'acme' overrides (carried from an earlier revision):" in later
+    assert "timezone                 Europe/Berlin" in later
+    assert "api_calls_per_day        5000" in later
+    assert "warning:" not in out
 
 
 def test_another_module_can_add_a_policy_action() -> None:

@@ -63,6 +63,8 @@ def test_example_has_two_revisions_and_a_tenant_override() -> None:
     assert old.limits_for("acme").timezone == "Europe/Berlin"
     assert old.limits_for("acme").api_calls_per_day == 5000
     assert old.limits_for("acme").video_hours_per_day == 5
+    assert new.limits_for("acme").timezone == "Europe/Berlin"  # carried forward
+    assert new.limits_for("acme").api_calls_per_day == 6000
 
 
 def test_revisions_are_sorted_by_effective_from() -> None:
@@ -99,10 +101,55 @@ def test_limits_at_resolves_tenant_overrides() -> None:
     assert revision.id == "a"
     assert limits == Limits(timezone="Europe/Berlin", repeat_threshold=3)
     assert policy.limits_at("other", ms("2022-03-01T00:00:00"))[1] == Limits()
-    # overrides belong to their revision: nothing carries over to the next one
+    # overrides carry forward, field by field, on top of the later revision's limits
     revision, limits = policy.limits_at("acme.eu", ms("2023-03-01T00:00:00"))
     assert revision.id == "b"
-    assert limits == Limits(api_calls_per_day=10, enforcement_action="charge")
+    assert limits == Limits(
+        api_calls_per_day=10,
+        enforcement_action="charge",
+        timezone="Europe/Berlin",
+        repeat_threshold=3,
+    )
+    assert policy.revisions[1].stated == {"acme.eu"}
+
+
+def test_an_override_not_restated_keeps_the_tenant_time_zone_in_later_revisions() -> None:
+    text = (
+        revision_toml("a", "2022-01-01T00:00:00Z")
+        + '[revision.tenants.acme]\ntimezone = "Europe/Berlin"\napi_calls_per_day = 5000\n'
+        + revision_toml("b", "2023-01-01T00:00:00Z", api_calls_per_day=3000)
+        + revision_toml("c", "2024-01-01T00:00:00Z")
+        + "[revision.tenants.acme]\napi_calls_per_day = 2400\n"
+    )
+    policy = parse_policy(text)
+    b_limits = policy.limits_at("acme", ms("2023-06-01T00:00:00"))[1]
+    assert (b_limits.timezone, b_limits.api_calls_per_day) == ("Europe/Berlin", 5000)
+    assert policy.revisions[1].stated == frozenset()
+    # a later revision that restates a field changes only that field
+    c_limits = policy.limits_at("acme", ms("2024-06-01T00:00:00"))[1]
+    assert (c_limits.timezone, c_limits.api_calls_per_day) == ("Europe/Berlin", 2400)
+    # other tenants get each revision's own limits
+    assert policy.limits_at("other", ms("2023-06-01T00:00:00"))[1].api_calls_per_day == 3000
+
+
+def test_revision_order_in_the_file_does_not_change_what_carries_forward() -> None:
+    first = (
+        revision_toml("a", "2022-01-01T00:00:00Z")
+        + "[revision.tenants.acme]\nrepeat_threshold = 5\n"
+    )
+    second = revision_toml("b", "2023-01-01T00:00:00Z")
+    assert parse_policy(second + first) == parse_policy(first + second)
+    assert parse_policy(second + first).limits_at("acme", ms("2023-06-01T00:00:00"))[1] == Limits(
+        repeat_threshold=5
+    )
+
+
+def test_a_tenant_table_equal_to_its_revision_is_not_an_override() -> None:
+    text = (
+        revision_toml("a", "2022-01-01T00:00:00Z")
+        + "[revision.tenants.acme]\nrepeat_threshold = 2\n"
+    )
+    assert parse_policy(text).revisions[0].tenants == {}
 
 
 def test_revision_timezone_is_the_default_for_its_tenants() -> None:
