@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from datetime import date, timedelta
 
 from fairuse.errors import PolicyError
+from fairuse.ledger.calendar import calendar_for
 from fairuse.policy import (
     LIMIT_FIELDS,
     Limits,
@@ -89,6 +91,28 @@ def _limit_lines(limits: Limits, base: Limits | None = None) -> list[str]:
     return lines
 
 
+def first_periods(effective_from_ms: int, timezone: str) -> tuple[str, str]:
+    """The first local day and month (``YYYY-MM-DD``, ``YYYY-MM``) in ``timezone`` that start at
+    or after ``effective_from_ms``: the first periods a revision governs."""
+    calendar = calendar_for(timezone)
+    day = calendar.day_of(effective_from_ms)
+    if calendar.period_start(day) < effective_from_ms:
+        day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    month = day[:7]
+    if calendar.period_start(month) < effective_from_ms:
+        year, number = int(month[:4]), int(month[5:])
+        month = f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+    return day, month
+
+
+def _governs(revision: Revision, limits: Limits, who: str) -> str:
+    day, month = first_periods(revision.effective_from_ms, limits.timezone)
+    return (
+        f"  first governs{who}: daily metrics from {day}, monthly metrics from {month} "
+        f"({limits.timezone} days)"
+    )
+
+
 def describe(policy: Policy, now_ms: int, only: Revision | None = None) -> list[str]:
     """Human-readable lines: each revision, its limits and tenant overrides; marks the current."""
     lines = []
@@ -99,11 +123,14 @@ def describe(policy: Policy, now_ms: int, only: Revision | None = None) -> list[
         marker = " (in force now)" if revision is current else ""
         start = format_instant(revision.effective_from_ms)
         lines.append(f"revision {revision.id!r} effective from {start}{marker}")
+        lines.append(_governs(revision, revision.limits, ""))
         lines += _limit_lines(revision.limits)
         for tenant_id, limits in sorted(revision.tenants.items()):
             carried = "" if tenant_id in revision.stated else " (carried from an earlier revision)"
             lines.append(f"  tenant {tenant_id!r} overrides{carried}:")
             lines += _limit_lines(limits, revision.limits) or ["    (nothing)"]
+            if limits.timezone != revision.limits.timezone:
+                lines.append(_governs(revision, limits, f" tenant {tenant_id!r}"))
     return lines
 
 

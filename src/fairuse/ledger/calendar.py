@@ -64,6 +64,16 @@ class Calendar:
         """The local day (``YYYY-MM-DD``) of the instant ``ts`` (epoch ms)."""
         return self._window(ts)[2]
 
+    def period_start(self, period: str) -> int:
+        """The first instant of a local day (``YYYY-MM-DD``) or month (``YYYY-MM``)."""
+        day = date.fromisoformat(period if len(period) == 10 else period + "-01")
+        if self._utc:
+            return (day.toordinal() - _EPOCH_DAY) * DAY_MS
+        window = self._bounds.get(day.toordinal())
+        if window is None:
+            window = self._bounds[day.toordinal()] = self._local_window(day)
+        return window[0]
+
     def split(self, start: int, end: int) -> list[tuple[str, int]]:
         """``[(day, ms), ...]`` covering ``[start, end)`` exactly, one piece per local day."""
         last = self._last

@@ -55,16 +55,33 @@ class _Step:
     appended at the end.
     """
 
-    __slots__ = ("calendar", "enforcement", "limits", "out", "revision", "state", "touched", "ts")
+    __slots__ = (
+        "calendar",
+        "enforcement",
+        "limits",
+        "out",
+        "period_rules",
+        "revision",
+        "state",
+        "touched",
+        "ts",
+    )
 
     def __init__(
-        self, state: TenantState, revision: Revision, limits: Limits, calendar: Calendar, ts: int
+        self,
+        state: TenantState,
+        revision: Revision,
+        limits: Limits,
+        calendar: Calendar,
+        ts: int,
+        period_rules: Callable[[str, Calendar, str], tuple[Revision, Limits]],
     ) -> None:
         self.state = state
         self.revision = revision
         self.limits = limits
         self.calendar = calendar
         self.ts = ts
+        self.period_rules = period_rules
         self.out: list[OutputRecord] = []
         self.enforcement: list[Enforcement] | None = None
         self.touched: list[tuple[str, str]] | None = None
@@ -99,11 +116,15 @@ class _Step:
         )
 
     def accrue(self, session_id: str, session: Session, until_ts: int, event_id: str) -> None:
-        """Rules 1-3: count the session's time up to ``until_ts``, split at local days."""
+        """Rules 1-3: count the session's time up to ``until_ts``, split at local days; an event
+        after a gap longer than the expiry accrues nothing and is counted late instead."""
+        state = self.state
+        if sessions.is_late(session, until_ts, self.limits.session_expiry_s * 1000):
+            metrics.count_late(state, session.metric, self.calendar.day_of(until_ts)[:7])
+            return
         span = sessions.accrue(session, until_ts)
         if span is None:
             return
-        state = self.state
         tenant_id = state.tenant_id
         metric = session.metric
         weight = session.weight
@@ -129,9 +150,11 @@ class _Step:
             )
 
     def check_touched(self, touched: list[tuple[str, str]]) -> None:
-        """Rules 5-6 for every metric period this event changed."""
-        state, limits = self.state, self.limits
+        """Rules 5-6 for every metric period this event changed, each judged by the revision in
+        force at the period's start (escalation by the limits in force at the event)."""
+        state = self.state
         for metric, period in touched:
+            revision, limits = self.period_rules(state.tenant_id, self.calendar, period)
             observed, limit, seat_count = metrics.measure(state, metric, period, limits)
             if observed < limits.warning_ratio * limit:
                 continue
@@ -143,12 +166,12 @@ class _Step:
                 limit,
                 seats=seat_count,
                 warning_ratio=limits.warning_ratio,
-                revision_id=self.revision.id,
+                revision_id=revision.id,
                 ts=self.ts,
             )
             for violation in found:
                 self.out.append(violation)
-                actions = escalation.on_violation(state, violation, limits)
+                actions = escalation.on_violation(state, violation, self.limits)
                 if actions:
                     if self.enforcement is None:
                         self.enforcement = []
@@ -305,6 +328,7 @@ class Ledger:
         self.duplicates = 0
         self._archive: Archive = {}
         self._rules: dict[str, _Rules] = {}  # per tenant: the policy in force, cached
+        self._period_rules: dict[tuple[str, str, str], tuple[Revision, Limits]] = {}
 
     @property
     def policy(self) -> Policy:
@@ -315,6 +339,7 @@ class Ledger:
     def policy(self, policy: Policy) -> None:
         self._policy = policy
         self._rules.clear()
+        self._period_rules.clear()
 
     def process(self, raw: bytes | str, source: str) -> list[OutputRecord]:
         """Parse one payload and apply it; a rejection becomes a dead letter from ``source``."""
@@ -341,7 +366,7 @@ class Ledger:
         if rules is None or not rules[0] <= ts < rules[1]:
             rules = self._rules[tenant_id] = self._rules_at(tenant_id, ts)
         limits = rules[3]
-        step = _Step(state, rules[2], limits, rules[4], ts)
+        step = _Step(state, rules[2], limits, rules[4], ts, self._rules_of_period)
         _HANDLERS[type(event)](step, event, raw, source)
         if step.touched is not None:
             step.check_touched(step.touched)
@@ -361,6 +386,20 @@ class Ledger:
         lower = starts[index] if index > 0 else -(2**63)
         upper = starts[index + 1] if index + 1 < len(starts) else 2**63
         return lower, upper, revision, limits, calendar_for(limits.timezone)
+
+    def _rules_of_period(
+        self, tenant_id: str, calendar: Calendar, period: str
+    ) -> tuple[Revision, Limits]:
+        """The revision and limits that judge a local day or month: those in force at its
+        start (a revision governs the periods that start at or after its ``effective_from``)."""
+        key = (tenant_id, calendar.timezone, period)
+        found = self._period_rules.get(key)
+        if found is None:
+            if len(self._period_rules) > 100_000:
+                self._period_rules.clear()
+            found = self._policy.limits_at(tenant_id, calendar.period_start(period))
+            self._period_rules[key] = found
+        return found
 
     def expire_idle(
         self, now_ms: int, tenant_ids: Iterable[str] | None = None

@@ -65,6 +65,16 @@ def add_session_time(
         row.raw_ms += raw_ms  # type: ignore[union-attr]
 
 
+def count_late(state: TenantState, metric: str, month: str) -> None:
+    """Count one heartbeat or stop of a session already ended by a gap (``late_after_expiry``)."""
+    rows = _rows(state, metric)
+    row = rows.get(month)
+    if row is None:
+        rows[month] = HoursRow(0.0, 0, late=1)
+    else:
+        row.late += 1  # type: ignore[union-attr]
+
+
 def add_api_calls(state: TenantState, day: str, count: int) -> None:
     """Add ``count`` calls to the day's row."""
     rows = _rows(state, "api_calls")

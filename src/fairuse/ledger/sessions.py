@@ -2,15 +2,19 @@
 
 Each heartbeat and the stop add the time since the last accrual. A stop that arrives before its
 start is held and applied when the start arrives. A heartbeat older than the last accrual adds
-nothing; a heartbeat of an unknown (or already stopped) session is ignored. A session silent for
-longer than the expiry is closed; it already accrued up to its last heartbeat, and a later
-heartbeat or stop still adds its time, so with a stop the total is always stop - start.
+nothing; a heartbeat of an unknown (or already stopped) session is ignored.
+
+No phantom time: a gap longer than the session expiry between two consecutive events of a
+session accrues nothing. The session counts as ended at its last event before the gap; a later
+heartbeat or stop does not revive it and is counted as ``late_after_expiry``. A session silent
+for longer than the expiry at the tenant clock is closed (no longer listed as open); a heartbeat
+that arrives late but lies within the expiry of its previous event still reopens it.
 """
 
 from __future__ import annotations
 
 from fairuse.events import SessionStarted
-from fairuse.ledger.state import CLOSED, OPEN, HeldStop, Session, TenantState
+from fairuse.ledger.state import CLOSED, EXPIRED, OPEN, HeldStop, Session, TenantState
 from fairuse.ledger.weights import session_weight
 
 
@@ -42,7 +46,10 @@ def open_session(state: TenantState, event: SessionStarted) -> Session:
 
 
 def accrue(session: Session, until_ts: int) -> tuple[int, int] | None:
-    """Advance the session to ``until_ts``; the new span ``(start, end)`` or None if none."""
+    """Advance the session to ``until_ts``; the new span ``(start, end)`` or None if none.
+
+    The caller checked the session is not :func:`is_late` for ``until_ts``.
+    """
     if until_ts > session.last_seen:
         session.last_seen = until_ts
         session.status = OPEN
@@ -51,6 +58,17 @@ def accrue(session: Session, until_ts: int) -> tuple[int, int] | None:
         return None
     session.accrued_to = until_ts
     return start, until_ts
+
+
+def is_late(session: Session, ts: int, expiry_ms: int) -> bool:
+    """Whether an event at ``ts`` comes after the session ended by a gap: the session expired
+    already, or ``ts`` is more than the expiry after its last event (then it expires now)."""
+    if session.status == EXPIRED:
+        return True
+    if ts - session.last_seen > expiry_ms:
+        session.status = EXPIRED
+        return True
+    return False
 
 
 def end_session(state: TenantState, session_id: str, stop_ts: int) -> None:

@@ -28,7 +28,9 @@ from fairuse.ledger.keyed import DictKeys, ExpiringTimes, KeyedSet, Keys, tenant
 FORMAT_VERSION = 3
 
 OPEN = 0
-CLOSED = 1  # silent longer than the session expiry; a later heartbeat reopens it
+CLOSED = 1  # silent longer than the session expiry at the tenant clock; a heartbeat within
+# the expiry of its last event (arriving late) reopens it
+EXPIRED = 2  # an event came more than the expiry after the previous one: ended for good
 
 
 class Packed:
@@ -103,6 +105,7 @@ class HoursRow(Packed):
     weighted_ms: float
     raw_ms: int
     limit: float = 0.0
+    late: int = 0  # heartbeats/stops of sessions already ended by a gap (``late_after_expiry``)
 
 
 @dataclass(slots=True)

@@ -3,7 +3,8 @@
 Rows: ``tenant_id``, ``metric``, ``period`` (``YYYY-MM`` for audio_hours, video_hours and
 stored_calls_per_user; ``YYYY-MM-DD`` for api_calls), ``observed`` (full precision, in the
 metric's unit), ``limit`` (as of the period's latest check) and ``unit``; audio and video rows also
-carry ``raw_hours`` (unweighted). Sorted by tenant, metric, period.
+carry ``raw_hours`` (unweighted) and ``late_after_expiry`` (heartbeats and stops of sessions
+already ended by a gap longer than the session expiry, counted in the month of the late event). Sorted by tenant, metric, period.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ def archive_period(archive: Archive, tenant_id: str, metric: str, period: str, r
 
 def _merge(old: Row | None, new: Row) -> Row:
     if type(new) is HoursRow and type(old) is HoursRow:
-        return HoursRow(old.weighted_ms + new.weighted_ms, old.raw_ms + new.raw_ms, new.limit)
+        return HoursRow(
+            old.weighted_ms + new.weighted_ms,
+            old.raw_ms + new.raw_ms,
+            new.limit,
+            old.late + new.late,
+        )
     if type(new) is CallsRow and type(old) is CallsRow:
         return CallsRow(old.calls + new.calls, new.limit)
     return type(new).from_list(new.to_list())  # type: ignore[return-value]
@@ -38,6 +44,7 @@ def _row(tenant_id: str, metric: str, period: str, row: Row) -> dict[str, Any]:
         out["limit"] = row.limit
         out["unit"] = UNITS[metric]
         out["raw_hours"] = row.raw_ms / MS_PER_HOUR
+        out["late_after_expiry"] = row.late
     else:
         out["observed"] = row.calls if type(row) is CallsRow else row.observed  # type: ignore[union-attr]
         out["limit"] = row.limit

@@ -140,16 +140,20 @@ def test_an_exceeded_period_is_not_excused_afterwards() -> None:
     assert feed.send("api_call", t0 + 2) == []
 
 
-def test_policy_revision_change_mid_month_applies_from_its_effective_time() -> None:
+def test_policy_revision_change_mid_month_applies_from_the_next_month() -> None:
     switch = ms("2026-03-15T00:00")
     two_revisions = Policy(
         [
             Revision(
                 "r1",
                 ms("2021-01-12T00:00"),
-                Limits(audio_hours_per_day=1, working_days_per_month=2),
+                Limits(audio_hours_per_day=1, working_days_per_month=2, session_expiry_s=10**6),
             ),
-            Revision("r2", switch, Limits(audio_hours_per_day=0.5, working_days_per_month=2)),
+            Revision(
+                "r2",
+                switch,
+                Limits(audio_hours_per_day=0.5, working_days_per_month=2, session_expiry_s=10**6),
+            ),
         ]
     )
     feed = Feed(Ledger(two_revisions))
@@ -157,12 +161,14 @@ def test_policy_revision_change_mid_month_applies_from_its_effective_time() -> N
     feed.start("s1", t0)
     assert violations(feed.stop("s1", t0 + 90 * MINUTE)) == []  # 1.5 h < 1.6 h under r1
     feed.start("s2", switch + HOUR)
-    records = violations(feed.stop("s2", switch + HOUR + MINUTE))
+    records = violations(feed.stop("s2", switch + HOUR + 10 * MINUTE))  # 1.67 h: r1 still
+    assert [(v.status, v.limit, v.policy_revision) for v in records] == [("warning", 2.0, "r1")]
+    feed.start("s3", ms("2026-04-01T09:00"))
+    records = violations(feed.stop("s3", ms("2026-04-01T10:01")))  # April: r2, 1 h
     assert [(v.status, v.limit, v.policy_revision) for v in records] == [
         ("warning", 1.0, "r2"),
         ("exceeded", 1.0, "r2"),
     ]
-    assert records[1].observed == pytest.approx(91 / 60)
 
 
 def test_new_policy_set_on_the_ledger_applies_from_the_next_event() -> None:

@@ -1,0 +1,121 @@
+"""The numbered cases of issue 9 (policy fidelity), each run through ``fairuse replay``."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from fairuse.policy import DEFAULT_POLICY, Policy, parse_policy
+from fairuse.replay import replay
+
+HOUR = 3_600_000
+DAY = 24 * HOUR
+
+
+def ms(text: str, zone: str = "UTC") -> int:
+    """Epoch ms of a local ISO date-time in ``zone``."""
+    return int(datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(zone)).timestamp() * 1000)
+
+
+class Events:
+    """Events of one tenant, with generated ids, replayed at once."""
+
+    def __init__(self, tenant: str = "acme") -> None:
+        self.tenant = tenant
+        self.lines: list[bytes] = []
+
+    def add(self, kind: str, at: str | int, **fields: Any) -> Events:
+        ts = ms(at) if isinstance(at, str) else at
+        obj = {
+            "type": kind,
+            "event_id": f"e{len(self.lines) + 1}",
+            "tenant_id": self.tenant,
+            "ts": ts,
+            **fields,
+        }
+        self.lines.append(orjson.dumps(obj))
+        return self
+
+    def run(self, policy: Policy = DEFAULT_POLICY) -> list[dict[str, Any]]:
+        out = io.BytesIO()
+        numbered = ((line, f"test:{i}") for i, line in enumerate(self.lines, 1))
+        replay(numbered, out, policy, summary=True)
+        return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+
+def of(records: list[dict[str, Any]], topic: str) -> list[dict[str, Any]]:
+    return [r for r in records if r["topic"] == topic]
+
+
+def summary(records: list[dict[str, Any]], metric: str, period: str) -> dict[str, Any]:
+    return next(
+        r for r in of(records, "summary") if r["metric"] == metric and r["period"] == period
+    )
+
+
+def test_case_1_phantom_hours_a_gap_longer_than_the_expiry_accrues_nothing() -> None:
+    records = (
+        Events()
+        .add("session_started", "2026-03-02T09:00", session_id="s1", user_id="u1", media="audio")
+        .add("session_heartbeat", "2026-03-02T09:01", session_id="s1")
+        .add("session_heartbeat", "2026-03-04T09:00", session_id="s1")
+        .add("session_stopped", "2026-03-04T09:01", session_id="s1")
+        .run()
+    )
+    row = summary(records, "audio_hours", "2026-03")
+    assert row["raw_hours"] == 1 / 60  # 09:00-09:01 only
+    assert row["late_after_expiry"] == 2  # the heartbeat after the gap, and the stop
+    assert not of(records, "fairuse.violations")
+
+
+LOWER_AUDIO_FROM_APRIL = """
+[[revision]]
+id = "2021-01-12"
+effective_from = 2021-01-12T00:00:00Z
+audio_hours_per_day = 8
+video_hours_per_day = 5
+working_days_per_month = 22
+api_calls_per_day = 2400
+stored_calls_per_user = 10000
+warning_ratio = 0.8
+repeat_window_days = 90
+repeat_threshold = 2
+notice_period_days = 14
+enforcement_action = "throttle"
+session_expiry_s = 600
+
+[[revision]]
+id = "2026-04-01"
+effective_from = 2026-04-01T00:00:00Z
+audio_hours_per_day = 4
+video_hours_per_day = 5
+working_days_per_month = 22
+api_calls_per_day = 2400
+stored_calls_per_user = 10000
+warning_ratio = 0.8
+repeat_window_days = 90
+repeat_threshold = 2
+notice_period_days = 14
+enforcement_action = "throttle"
+session_expiry_s = 600
+"""
+
+
+def test_case_2_retroactive_limits_march_is_judged_by_the_revision_in_force_on_march_1() -> None:
+    events = Events().add(
+        "session_started", "2026-03-01T00:00", session_id="s1", user_id="u1", media="audio"
+    )
+    at = ms("2026-03-01T00:00")
+    while at < ms("2026-04-02T00:00"):  # a heartbeat every 5 minutes, across March 31 -> April 1
+        at += 5 * 60_000
+        events.add("session_heartbeat", at, session_id="s1")
+    records = events.run(parse_policy(LOWER_AUDIO_FROM_APRIL))
+    march = [v for v in of(records, "fairuse.violations") if v["period"] == "2026-03"]
+    assert {v["policy_revision"] for v in march} == {"2021-01-12"}
+    assert {v["limit"] for v in march} == {176.0}
+    april = [v for v in of(records, "fairuse.violations") if v["period"] == "2026-04"]
+    assert april == []  # 24 h in April against 88 h: below the warning threshold
