@@ -4,7 +4,8 @@ Rows: ``tenant_id``, ``metric``, ``period`` (``YYYY-MM`` for audio_hours, video_
 stored_calls_per_user; ``YYYY-MM-DD`` for api_calls), ``observed`` (full precision, in the
 metric's unit), ``limit`` (as of the period's latest check) and ``unit``; audio and video rows also
 carry ``raw_hours`` (unweighted) and ``late_after_expiry`` (heartbeats and stops of sessions
-already ended by a gap longer than the session expiry, counted in the month of the late event). Sorted by tenant, metric, period.
+already ended by a gap longer than the session expiry, counted in the month of the late event).
+Sorted by tenant, metric, period.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from ledger_support import HOUR, MINUTE, Feed, ms, policy, statuses, violations
 
 from fairuse.ledger import Ledger
