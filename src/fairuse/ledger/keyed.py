@@ -17,6 +17,8 @@ import struct
 from collections.abc import MutableMapping
 from typing import Protocol
 
+import orjson
+
 SEP = "/"
 HOUR_MS = 3_600_000
 _TS = struct.Struct(">q")
@@ -105,14 +107,17 @@ class KeyedSet:
 class ExpiringTimes:
     """Ids of one tenant with a time each, forgotten by the hour once a cutoff passes them.
 
-    ``{tenant}/{kind}/{id}`` holds the id's time (8 bytes, big-endian ms). An index,
-    ``{tenant}/{kind}h/{hour}/{n}`` -> id, lists the ids put in each event-time hour; the entry
-    keeps only ``hours`` (hour -> index length) and the last ``cutoff``. :meth:`prune` deletes
-    the keys of every hour that ended at or before the cutoff (tombstones), so the keys held are
-    those of the last horizon (plus at most an hour and a pruning interval) and never more.
+    ``{tenant}/{kind}/{id}`` holds the id's time (8 bytes, big-endian ms). An index lists the ids
+    put in each event-time hour: ids listed since the last :meth:`seal` wait in :attr:`open`;
+    sealing writes each hour's waiting ids as one record, ``{tenant}/{kind}h/{hour}/{n}`` -> an
+    orjson list of ids (the worker seals once per batch, when it writes the entry, so a batch
+    adds one index record per tenant and hour, not one per id). The entry keeps only ``hours``
+    (hour -> index records) and the last ``cutoff``. :meth:`prune` deletes the keys of every hour
+    that ended at or before the cutoff (tombstones), so the keys held are those of the last
+    horizon (plus at most an hour and a pruning interval) and never more.
     """
 
-    __slots__ = ("cutoff", "hours", "index", "keys", "prefix")
+    __slots__ = ("cutoff", "hours", "index", "keys", "open", "prefix")
 
     def __init__(
         self,
@@ -127,13 +132,15 @@ class ExpiringTimes:
         self.index = tenant_key(tenant_id, kind + "h")
         self.hours: dict[int, int] = {} if hours is None else hours
         self.cutoff = cutoff
+        self.open: dict[int, list[str]] = {}
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ExpiringTimes) and (self.prefix, self.hours, self.cutoff) == (
-            other.prefix,
-            other.hours,
-            other.cutoff,
-        )
+        return isinstance(other, ExpiringTimes) and (
+            self.prefix,
+            self.hours,
+            self.cutoff,
+            self.open,
+        ) == (other.prefix, other.hours, other.cutoff, other.open)
 
     def __repr__(self) -> str:
         return f"ExpiringTimes({self.prefix!r}, hours={self.hours}, cutoff={self.cutoff})"
@@ -150,13 +157,24 @@ class ExpiringTimes:
 
     def list_under(self, hour: int, item: str) -> None:
         """Add ``item`` to the index of ``hour`` (deleted when the hour is pruned)."""
-        n = self.hours.get(hour, 0)
-        self.keys.put(f"{self.index}{hour}{SEP}{n}", item.encode())
-        self.hours[hour] = n + 1
+        waiting = self.open.get(hour)
+        if waiting is None:
+            self.open[hour] = [item]
+        else:
+            waiting.append(item)
+
+    def seal(self) -> None:
+        """Write the ids listed since the last seal: one index record per hour."""
+        for hour, items in self.open.items():
+            n = self.hours.get(hour, 0)
+            self.keys.put(f"{self.index}{hour}{SEP}{n}", orjson.dumps(items))
+            self.hours[hour] = n + 1
+        self.open.clear()
 
     def prune(self, cutoff_ms: int) -> None:
         """Forget the ids listed under hours that ended at or before ``cutoff_ms``; an id whose
         time lies in a later hour (put again since) is kept."""
+        self.seal()
         self.cutoff = max(self.cutoff, cutoff_ms)
         keys = self.keys
         for hour in [h for h in self.hours if (h + 1) * HOUR_MS <= cutoff_ms]:
@@ -164,9 +182,8 @@ class ExpiringTimes:
                 index_key = f"{self.index}{hour}{SEP}{n}"
                 raw = keys.get(index_key)
                 keys.put(index_key, None)
-                if raw is None:
-                    continue
-                key = self.prefix + raw.decode()
-                kept = keys.get(key)
-                if kept is not None and _TS.unpack(kept)[0] // HOUR_MS <= hour:
-                    keys.put(key, None)
+                for item in () if raw is None else orjson.loads(raw):
+                    key = self.prefix + item
+                    kept = keys.get(key)
+                    if kept is not None and _TS.unpack(kept)[0] // HOUR_MS <= hour:
+                        keys.put(key, None)

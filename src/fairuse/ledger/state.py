@@ -209,8 +209,14 @@ class TenantState:
         )
 
     def to_bytes(self) -> bytes:
-        """The entry (everything but the keyed collections' items) as an orjson object."""
+        """The entry (everything but the keyed collections' items) as an orjson object.
+
+        First seals the expiring collections (their ids listed since the last write go to
+        index keys), so the entry and the keys it counts are written together.
+        """
         seen, ended = self.seen, self.ended
+        seen.seal()
+        ended.seal()
         out: dict[str, Any] = {
             "v": FORMAT_VERSION,
             "tenant": self.tenant_id,

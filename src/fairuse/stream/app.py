@@ -38,7 +38,8 @@ class TenantTable(Table):
 
     Writes happen once per batch (outside Faust's per-event context): :meth:`write` applies the
     core's :class:`StateWrite` records to the store and sends each to the partition it names
-    (directly, not through Faust's ``send_soon`` buffer, whose flushes stall a large batch).
+    (straight through the producer, not Faust's ``send_soon`` buffer, whose flushes stall a
+    large batch).
     """
 
     def __post_init__(self) -> None:
@@ -48,20 +49,14 @@ class TenantTable(Table):
     async def write(self, writes: Sequence[StateWrite]) -> None:
         """Apply ``writes`` to the store and send them to the changelog (None: a tombstone);
         :meth:`written` waits until the broker has them."""
-        send, store = self.changelog_topic.send, self.data
+        send, store = self.app.producer.send, self.data
+        topic = self.changelog_topic.get_topic_name()
         for write in writes:
             if write.value is None:
                 store.pop(write.key, None)
             else:
                 store[write.key] = write.value
-            future = await send(
-                key=write.key,
-                value=write.value,
-                partition=write.partition,
-                key_serializer=self.key_serializer,
-                value_serializer=self.value_serializer,
-                callback=self._on_changelog_sent,
-            )
+            future = await send(topic, write.key.encode(), write.value, write.partition, None, None)
             self._unconfirmed.append(future)
 
     async def written(self) -> None:
