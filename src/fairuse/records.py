@@ -60,7 +60,7 @@ class Violation(Record):
     observed: float
     limit: float
     unit: Unit
-    seats: int
+    seats: float
     policy_revision: str
     ts: int
 

@@ -155,7 +155,9 @@ class _Step:
         state = self.state
         for metric, period in touched:
             revision, limits = self.period_rules(state.tenant_id, self.calendar, period)
-            observed, limit, seat_count = metrics.measure(state, metric, period, limits)
+            observed, limit, seat_count = metrics.measure(
+                state, metric, period, limits, self.calendar
+            )
             if observed < limits.warning_ratio * limit:
                 continue
             found = thresholds.check(
@@ -274,6 +276,7 @@ def _roster_changed(step: _Step) -> None:
 
 
 def _on_activated(step: _Step, event: UserActivated, raw: bytes | str | None, source: str) -> None:
+    metrics.integrate_seats(step.state, step.calendar, event.ts)
     if metrics.activate_user(step.state, event.user_id):
         _roster_changed(step)
 
@@ -281,6 +284,7 @@ def _on_activated(step: _Step, event: UserActivated, raw: bytes | str | None, so
 def _on_deactivated(
     step: _Step, event: UserDeactivated, raw: bytes | str | None, source: str
 ) -> None:
+    metrics.integrate_seats(step.state, step.calendar, event.ts)
     if metrics.deactivate_user(step.state, event.user_id):
         _roster_changed(step)
 
@@ -362,6 +366,8 @@ class Ledger:
             return []
         if ts > state.clock_ms:
             state.clock_ms = ts
+        if not state.seat_time.since:
+            state.seat_time.since = state.seat_time.upto = ts
         rules = self._rules.get(tenant_id)
         if rules is None or not rules[0] <= ts < rules[1]:
             rules = self._rules[tenant_id] = self._rules_at(tenant_id, ts)
@@ -440,3 +446,4 @@ class Ledger:
             for period in [p for p in rows if p[:7] < keep_from]:
                 archive_period(self._archive, state.tenant_id, metric, period, rows.pop(period))
         state.marks.prune(keep_from)
+        metrics.prune_seat_time(state, keep_from)

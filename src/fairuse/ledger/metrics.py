@@ -5,13 +5,16 @@
 - ``api_calls``: calls per local day; limit = api_calls_per_day.
 - ``stored_calls_per_user``: stored calls / seats, per local month; limit = stored_calls_per_user.
 
-Seats = distinct named active users at that moment, at least 1. Stored calls = distinct call ids
-stored and not deleted.
+Seats of audio/video hours = the month's seat-days divided by the days elapsed so far (named
+active users integrated over event time from the later of the month's start and the tenant's
+first event, up to the tenant clock), at least 1. Seats of stored calls per user = named active
+users now, at least 1. Stored calls = distinct call ids stored and not deleted.
 """
 
 from __future__ import annotations
 
 from fairuse.events import Metric
+from fairuse.ledger.calendar import Calendar
 from fairuse.ledger.state import CallsRow, HoursRow, Row, StoredRow, TenantState
 from fairuse.policy import Limits
 from fairuse.records import Unit
@@ -32,7 +35,54 @@ def seats(state: TenantState) -> int:
     return len(state.users) or 1
 
 
-def limit_of(metric: str, limits: Limits, seat_count: int) -> float | int:
+def _next_month(month: str) -> str:
+    year, number = int(month[:4]), int(month[5:])
+    return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+
+
+def integrate_seats(state: TenantState, calendar: Calendar, until: int) -> None:
+    """Add the named active users x time from the last integration up to ``until`` to the
+    months' seat time (call before the roster changes; an earlier ``until`` adds nothing)."""
+    seat_time = state.seat_time
+    if not seat_time.since:
+        seat_time.since = seat_time.upto = until
+        return
+    at = seat_time.upto
+    if until <= at:
+        return
+    count = len(state.users)
+    months = seat_time.months
+    while at < until:
+        month = calendar.day_of(at)[:7]
+        end = min(calendar.period_start(_next_month(month)), until)
+        months[month] = months.get(month, 0.0) + count * (end - at)
+        at = end
+    seat_time.upto = until
+
+
+def average_seats(state: TenantState, calendar: Calendar, month: str) -> float:
+    """The month's seats: seat-ms / ms elapsed up to the tenant clock, at least 1."""
+    seat_time = state.seat_time
+    start = calendar.period_start(month)
+    end = calendar.period_start(_next_month(month))
+    now = min(state.clock_ms, end)
+    begin = max(start, seat_time.since)
+    count = len(state.users)
+    if not seat_time.since or now <= begin:
+        return float(count or 1)
+    upto = min(max(seat_time.upto, begin), now)
+    total = seat_time.months.get(month, 0.0) + count * (now - upto)
+    return max(1.0, total / (now - begin))
+
+
+def prune_seat_time(state: TenantState, keep_from: str) -> None:
+    """Forget the seat time of months before ``keep_from`` (``YYYY-MM``)."""
+    months = state.seat_time.months
+    for month in [m for m in months if m < keep_from]:
+        del months[month]
+
+
+def limit_of(metric: str, limits: Limits, seat_count: float) -> float | int:
     """The limit of ``metric`` for a period, in the metric's unit."""
     if metric == "audio_hours":
         return limits.audio_hours_per_day * limits.working_days_per_month * seat_count
@@ -112,11 +162,13 @@ def deactivate_user(state: TenantState, user_id: str) -> bool:
 
 
 def measure(
-    state: TenantState, metric: str, period: str, limits: Limits
-) -> tuple[float | int, float | int, int]:
+    state: TenantState, metric: str, period: str, limits: Limits, calendar: Calendar
+) -> tuple[float | int, float | int, float]:
     """``(observed, limit, seats)`` of the period now, noting the limit (and stored calls per
     user) in the period's row, created for stored_calls_per_user if missing."""
-    seat_count = len(state.users) or 1
+    seat_count: float = (
+        average_seats(state, calendar, period) if metric in HOUR_METRICS else seats(state)
+    )
     limit = limit_of(metric, limits, seat_count)
     rows = _rows(state, metric)
     row = rows.get(period)

@@ -99,6 +99,16 @@ class Strike(Packed):
 
 
 @dataclass(slots=True)
+class SeatTime(Packed):
+    """Named active users integrated over event time: seat-ms per local month since ``since``
+    (the tenant's first event), integrated up to ``upto``."""
+
+    since: int = 0
+    upto: int = 0
+    months: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class HoursRow(Packed):
     """A month of audio or video hours: weighted and raw milliseconds, the latest limit."""
 
@@ -195,6 +205,7 @@ class TenantState:
     strikes: list[Strike] = field(default_factory=list)
     pending: PendingNotice | None = None
     next_upkeep_ms: int = 0
+    seat_time: SeatTime = field(default_factory=SeatTime)
 
     @classmethod
     def new(cls, tenant_id: str, keys: Keys | None = None) -> TenantState:
@@ -236,6 +247,7 @@ class TenantState:
             "notices": {nid: n.to_list() for nid, n in self.notices.items()},
             "strikes": [s.to_list() for s in self.strikes],
             "pending": None if self.pending is None else self.pending.to_list(),
+            "seat_time": self.seat_time.to_list(),
         }
         if seen.legacy:
             out["legacy_seen"] = [[d.hex(), h] for d, h in seen.legacy.items()]
@@ -268,6 +280,8 @@ class TenantState:
         state.strikes = [Strike.from_list(v) for v in obj["strikes"]]
         pending = obj["pending"]
         state.pending = None if pending is None else PendingNotice.from_list(pending)
+        if "seat_time" in obj:  # absent from entries written before issue 9
+            state.seat_time = SeatTime.from_list(obj["seat_time"])
         return state
 
     @classmethod

@@ -27,7 +27,7 @@ def check(
     observed: float,
     limit: float,
     *,
-    seats: int,
+    seats: float,
     warning_ratio: float,
     revision_id: str,
     ts: int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from ledger_support import HOUR, MINUTE, Feed, ms, policy, statuses, violations
 
 from fairuse.ledger import Ledger
@@ -53,11 +54,13 @@ def test_audio_limit_is_hours_per_day_times_working_days_times_seats() -> None:
     feed.send("user_activated", t0, user_id="u2")  # 2 seats: 4 h
     feed.start("s1", t0)
     assert violations(feed.stop("s1", t0 + 3 * HOUR)) == []  # 3 h < 3.2 h (80 %)
-    # one user leaves: limit 2 h, 3 h is above it; the roster event triggers both statuses
-    records = feed.send("user_deactivated", t0 + 4 * HOUR, user_id="u2")
+    # one user leaves: seats are averaged over time, still 2 at the moment of leaving
+    assert violations(feed.send("user_deactivated", t0 + 4 * HOUR, user_id="u2")) == []
+    # 36 h later the month had 2 seats for 4 h and 1 for 36 h: 1.1 seats, limit 2.2 h
+    records = feed.send("user_activated", t0 + 40 * HOUR, user_id="u3")
     assert [(v.status, v.observed, v.limit, v.seats, v.unit) for v in records] == [
-        ("warning", 3.0, 2.0, 1, "hours"),
-        ("exceeded", 3.0, 2.0, 1, "hours"),
+        ("warning", 3.0, pytest.approx(2.2), pytest.approx(1.1), "hours"),
+        ("exceeded", 3.0, pytest.approx(2.2), pytest.approx(1.1), "hours"),
     ]
     assert records[0].period == "2026-03"
 

@@ -119,3 +119,50 @@ def test_case_2_retroactive_limits_march_is_judged_by_the_revision_in_force_on_m
     assert {v["limit"] for v in march} == {176.0}
     april = [v for v in of(records, "fairuse.violations") if v["period"] == "2026-04"]
     assert april == []  # 24 h in April against 88 h: below the warning threshold
+
+
+def _month_of_recording(events: Events, users: tuple[str, ...], hours: float) -> None:
+    """``hours`` of audio spread over March's working hours by ``users`` (heartbeat each 10 min)."""
+    per_user = hours / len(users)
+    for i, user in enumerate(users):
+        sid = f"s-{user}"
+        start = ms("2026-03-02T08:00") + i * 60_000
+        events.add("session_started", start, session_id=sid, user_id=user, media="audio")
+        at, left = start, per_user * HOUR
+        day = 0
+        while left > 0:
+            step = min(10 * 60_000, left)
+            at += step
+            left -= step
+            events.add("session_heartbeat", int(at), session_id=sid)
+            if (at - start - day * DAY) >= 10 * HOUR:  # ten hours a day, then the next day
+                day += 1
+                events.add("session_stopped", int(at), session_id=sid)
+                sid = f"s-{user}-{day}"
+                at = start + day * DAY
+                events.add("session_started", int(at), session_id=sid, user_id=user, media="audio")
+        events.add("session_stopped", int(at), session_id=sid)
+
+
+def test_case_3a_seats_averaged_deactivating_a_user_on_the_last_day_flags_nothing() -> None:
+    events = Events()
+    events.add("user_activated", "2026-03-01T00:00", user_id="u1")
+    events.add("user_activated", "2026-03-01T00:00", user_id="u2")
+    _month_of_recording(events, ("u1", "u2"), 300)
+    events.add("user_deactivated", "2026-03-31T17:00", user_id="u2")
+    records = events.run()
+    statuses = [(v["metric"], v["status"]) for v in of(records, "fairuse.violations")]
+    assert ("audio_hours", "exceeded") not in statuses
+    row = summary(records, "audio_hours", "2026-03")
+    assert row["limit"] == 352.0  # two seats all month up to the deactivation: 2 x 176 h
+
+
+def test_case_3b_seats_averaged_activating_an_idle_user_late_hides_no_excess() -> None:
+    events = Events()
+    events.add("user_activated", "2026-03-01T00:00", user_id="u1")
+    _month_of_recording(events, ("u1",), 200)  # 200 h against 176 h
+    events.add("user_activated", "2026-03-30T00:00", user_id="idle")
+    records = events.run()
+    [exceeded] = [v for v in of(records, "fairuse.violations") if v["status"] == "exceeded"]
+    assert exceeded["metric"] == "audio_hours"
+    assert 1 <= exceeded["seats"] < 1.1
