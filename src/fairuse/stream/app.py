@@ -50,13 +50,15 @@ class TenantTable(Table):
         """Apply ``writes`` to the store and send them to the changelog (None: a tombstone);
         :meth:`written` waits until the broker has them."""
         send, store = self.app.producer.send, self.data
-        topic = self.changelog_topic.get_topic_name()
+        changelog = self.changelog_topic
+        topic = changelog.get_topic_name()
         for write in writes:
             if write.value is None:
                 store.pop(write.key, None)
             else:
                 store[write.key] = write.value
-            future = await send(topic, write.key.encode(), write.value, write.partition, None, None)
+            key, _ = changelog.prepare_key(write.key, self.key_serializer)  # as recovery reads it
+            future = await send(topic, key, write.value, write.partition, None, None)
             self._unconfirmed.append(future)
 
     async def written(self) -> None:
