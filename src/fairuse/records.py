@@ -17,7 +17,7 @@ import orjson
 from fairuse.events import Metric, Rejection, RejectionReason
 
 Status = Literal["warning", "exceeded", "excused"]
-EnforcementKind = Literal["notice", "action"]
+EnforcementKind = Literal["notice", "action", "lapsed"]
 EnforcementAction = Literal["throttle", "charge"]
 Unit = Literal["hours", "calls", "calls_per_user"]
 

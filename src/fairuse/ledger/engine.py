@@ -173,7 +173,7 @@ class _Step:
             )
             for violation in found:
                 self.out.append(violation)
-                actions = escalation.on_violation(state, violation, self.limits)
+                actions = escalation.on_violation(state, violation, self.limits, self.calendar)
                 if actions:
                     if self.enforcement is None:
                         self.enforcement = []
@@ -373,6 +373,8 @@ class Ledger:
             rules = self._rules[tenant_id] = self._rules_at(tenant_id, ts)
         limits = rules[3]
         step = _Step(state, rules[2], limits, rules[4], ts, self._rules_of_period)
+        if state.pending is not None:
+            step.enforcement = escalation.lapse(state, limits) or None
         _HANDLERS[type(event)](step, event, raw, source)
         if step.touched is not None:
             step.check_touched(step.touched)

@@ -206,6 +206,7 @@ class TenantState:
     pending: PendingNotice | None = None
     next_upkeep_ms: int = 0
     seat_time: SeatTime = field(default_factory=SeatTime)
+    strike_day: str = ""  # local day of the newest strike (one strike per day)
 
     @classmethod
     def new(cls, tenant_id: str, keys: Keys | None = None) -> TenantState:
@@ -248,6 +249,7 @@ class TenantState:
             "strikes": [s.to_list() for s in self.strikes],
             "pending": None if self.pending is None else self.pending.to_list(),
             "seat_time": self.seat_time.to_list(),
+            "strike_day": self.strike_day,
         }
         if seen.legacy:
             out["legacy_seen"] = [[d.hex(), h] for d, h in seen.legacy.items()]
@@ -282,6 +284,7 @@ class TenantState:
         state.pending = None if pending is None else PendingNotice.from_list(pending)
         if "seat_time" in obj:  # absent from entries written before issue 9
             state.seat_time = SeatTime.from_list(obj["seat_time"])
+            state.strike_day = obj["strike_day"]
         return state
 
     @classmethod

@@ -166,3 +166,103 @@ def test_case_3b_seats_averaged_activating_an_idle_user_late_hides_no_excess() -
     [exceeded] = [v for v in of(records, "fairuse.violations") if v["status"] == "exceeded"]
     assert exceeded["metric"] == "audio_hours"
     assert 1 <= exceeded["seats"] < 1.1
+
+
+def policy_text(**values: Any) -> str:
+    """A one-revision policy file: the default limits with ``values`` changed."""
+    limits: dict[str, Any] = {
+        "audio_hours_per_day": 8,
+        "video_hours_per_day": 5,
+        "working_days_per_month": 22,
+        "api_calls_per_day": 2400,
+        "stored_calls_per_user": 10000,
+        "warning_ratio": 0.8,
+        "repeat_window_days": 90,
+        "repeat_threshold": 2,
+        "notice_period_days": 14,
+        "enforcement_action": "throttle",
+        "session_expiry_s": 600,
+        **values,
+    }
+    lines = ["[[revision]]", 'id = "r1"', "effective_from = 2021-01-12T00:00:00Z"]
+    lines += [f"{k} = {orjson.dumps(v).decode()}" for k, v in limits.items()]
+    return "\n".join(lines) + "\n"
+
+
+def enforcement_of(records: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    return [(e["kind"], len(e["strikes"])) for e in of(records, "fairuse.enforcement")]
+
+
+def test_case_5_a_late_event_gives_a_notice_counted_from_the_tenant_clock() -> None:
+    records = (
+        Events()
+        .add("api_call", "2026-03-02T10:00", count=2401)
+        .add("api_call", "2026-03-20T10:00", count=1)  # the tenant clock moves on
+        .add("api_call", "2026-03-03T10:00", count=2401)  # late: a strike on March 3
+        .run()
+    )
+    [notice] = of(records, "fairuse.enforcement")
+    assert notice["kind"] == "notice"
+    assert notice["ts"] == ms("2026-03-03T10:00")
+    assert notice["effective_at"] == ms("2026-03-20T10:00") + 14 * DAY  # not already due
+
+
+def test_case_6_a_notice_lapses_and_a_strike_eleven_months_later_starts_again() -> None:
+    records = (
+        Events()
+        .add("api_call", "2026-03-02T10:00", count=2401)
+        .add("api_call", "2026-03-03T10:00", count=2401)  # notice, effective March 17
+        .add("api_call", "2027-02-03T10:00", count=2401)  # eleven months later
+        .run()
+    )
+    assert enforcement_of(records) == [("notice", 2), ("lapsed", 0)]
+    lapsed = of(records, "fairuse.enforcement")[1]
+    assert lapsed["effective_at"] == ms("2026-03-17T10:00") + 90 * DAY
+    assert lapsed["ts"] == ms("2027-02-03T10:00")
+
+
+def test_case_7a_one_roster_event_pushing_two_metrics_over_is_one_strike() -> None:
+    tight = policy_text(audio_hours_per_day=1, video_hours_per_day=1, working_days_per_month=1)
+    events = Events()
+    events.add("user_activated", "2026-03-02T08:00", user_id="u1")
+    events.add("user_activated", "2026-03-02T08:00", user_id="u2")
+    for media in ("audio", "video"):  # 1.5 h each: 75 % of 2 seats x 1 h
+        sid = f"s-{media}"
+        events.add("session_started", "2026-03-02T08:00", session_id=sid, user_id="u1", media=media)
+        for minutes in range(10, 91, 10):
+            events.add(
+                "session_heartbeat", ms("2026-03-02T08:00") + minutes * 60_000, session_id=sid
+            )
+        events.add("session_stopped", "2026-03-02T09:30", session_id=sid)
+    events.add("user_deactivated", "2026-03-02T09:30", user_id="u2")
+    events.add("user_activated", "2026-03-04T09:30", user_id="u3")  # seats now about 1.03
+    records = events.run(parse_policy(tight))
+    exceeded = [v["metric"] for v in of(records, "fairuse.violations") if v["status"] == "exceeded"]
+    assert sorted(exceeded) == ["audio_hours", "video_hours"]
+    assert enforcement_of(records) == []  # one strike: no notice
+
+
+def test_case_7b_calls_at_23_30_and_00_30_are_strikes_on_two_local_days() -> None:
+    records = (
+        Events()
+        .add("api_call", "2026-03-02T23:30", count=2401)
+        .add("api_call", "2026-03-02T23:40", count=1)
+        .add("api_call", "2026-03-03T00:30", count=2401)
+        .run()
+    )
+    # two separate local days, two periods exceeded: repeated, so a notice (never an action)
+    assert enforcement_of(records) == [("notice", 2)]
+
+
+def test_one_strike_per_local_day_however_many_limits_are_exceeded() -> None:
+    tight = policy_text(audio_hours_per_day=0.01, working_days_per_month=1, repeat_threshold=2)
+    records = (
+        Events()
+        .add("api_call", "2026-03-02T10:00", count=2401)
+        .add("session_started", "2026-03-02T11:00", session_id="s", user_id="u", media="audio")
+        .add("session_stopped", "2026-03-02T11:05", session_id="s")
+        .run(parse_policy(tight))
+    )
+    exceeded = [v["metric"] for v in of(records, "fairuse.violations") if v["status"] == "exceeded"]
+    assert exceeded == ["api_calls", "audio_hours"]
+    assert enforcement_of(records) == []
