@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from fairuse.errors import PolicyError
 from fairuse.ledger.calendar import calendar_for
 from fairuse.policy import (
-    LIMIT_FIELDS,
+    SETTING_FIELDS,
     Limits,
     Policy,
     Revision,
@@ -39,6 +39,11 @@ UNITS: dict[str, str] = {
     "enforcement_action": "",
     "session_expiry_s": "s",
     "timezone": "",
+    "allowance": "(pooled: the tenant's hours together; per_user: each user's own)",
+    "channel_weighting": "(per_channel: each audio channel counts; flat: any audio as mono)",
+    "notice_min_lead": "h before a prior notice's start",
+    "notice_max_length": "days at most per prior notice",
+    "throttle_days": "days a throttle lasts (0: to the end of its period)",
 }
 
 _ACTIONS_ATTR = "fairuse_policy_actions"
@@ -82,7 +87,7 @@ def _parse_instant(text: str) -> int:
 
 def _limit_lines(limits: Limits, base: Limits | None = None) -> list[str]:
     lines = []
-    for name in (*LIMIT_FIELDS, "timezone"):
+    for name in SETTING_FIELDS:
         value = getattr(limits, name)
         if base is not None and value == getattr(base, name):
             continue
