@@ -155,6 +155,8 @@ RejectionReason = Literal[
     "unsupported_version",
     "stop_before_start",
     "duplicate_start",
+    "notice_out_of_bounds",
+    "rejected_session",
 ]
 
 

@@ -131,10 +131,17 @@ class _Step:
         user_id = session.user_id
         append = self.out.append
         add_session_time = metrics.add_session_time
+        at = span[0]
         for day, raw_ms in self.calendar.split(*span):
             weighted = raw_ms * weight
             month = day[:7]
-            add_session_time(state, metric, month, raw_ms, weighted)
+            announced = (
+                notices.announced_ms(state, metric, at, at + raw_ms) * weight
+                if state.notices
+                else 0.0
+            )
+            at += raw_ms
+            add_session_time(state, metric, month, raw_ms, weighted, announced)
             self.touch(metric, month)
             append(
                 UsageAccrual(
@@ -290,7 +297,17 @@ def _on_deactivated(
 
 
 def _on_notice(step: _Step, event: UsageNotice, raw: bytes | str | None, source: str) -> None:
-    notices.add_notice(step.state, event)
+    why = notices.out_of_bounds(event, step.limits)
+    notices.add_notice(step.state, event, why)
+    if why:
+        step.reject(
+            raw if raw is not None else encode_event(event),
+            "notice_out_of_bounds",
+            f"{why}: kept, but it excuses nothing",
+            source,
+            event.event_id,
+            event.ts,
+        )
 
 
 _HANDLERS: dict[type[Event], Callable[[_Step, Any, bytes | str | None, str], None]] = {

@@ -101,18 +101,21 @@ def _rows(state: TenantState, metric: str) -> dict[str, Row]:
 
 
 def add_session_time(
-    state: TenantState, metric: str, month: str, raw_ms: int, weighted: float
+    state: TenantState, metric: str, month: str, raw_ms: int, weighted: float, announced: float
 ) -> None:
-    """Add one accrual piece to the month's hours row."""
+    """Add one accrual piece to the month's hours row (``announced``: the weighted part of it
+    inside prior notices)."""
     rows = state.periods.get(metric)
     if rows is None:
         rows = state.periods[metric] = {}
     row = rows.get(month)
     if row is None:
-        rows[month] = HoursRow(weighted, raw_ms)
+        rows[month] = HoursRow(weighted, raw_ms, announced=announced)
     else:
         row.weighted_ms += weighted  # type: ignore[union-attr]
         row.raw_ms += raw_ms  # type: ignore[union-attr]
+        if announced:
+            row.announced += announced  # type: ignore[union-attr]
 
 
 def count_late(state: TenantState, metric: str, month: str) -> None:
@@ -181,4 +184,4 @@ def measure(
     row.limit = limit
     if type(row) is CallsRow:
         return row.calls, limit, seat_count
-    return row.weighted_ms / MS_PER_HOUR, limit, seat_count  # type: ignore[union-attr]
+    return (row.weighted_ms - row.announced) / MS_PER_HOUR, limit, seat_count  # type: ignore[union-attr]

@@ -88,6 +88,7 @@ class Notice(Packed):
     starts: int
     ends: int
     metrics: list[str]
+    why: str = ""  # why it excuses nothing (outside notice_min_lead / notice_max_length), or ""
 
 
 @dataclass(slots=True)
@@ -115,7 +116,8 @@ class HoursRow(Packed):
     weighted_ms: float
     raw_ms: int
     limit: float = 0.0
-    late: int = 0  # heartbeats/stops of sessions already ended by a gap (``late_after_expiry``)
+    late: int = 0  # events of sessions already ended by a gap (``late_after_expiry``)
+    announced: float = 0.0  # weighted ms inside prior notices: left out of the compared total
 
 
 @dataclass(slots=True)

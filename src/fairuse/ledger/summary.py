@@ -5,7 +5,8 @@ stored_calls_per_user; ``YYYY-MM-DD`` for api_calls), ``observed`` (full precisi
 metric's unit), ``limit`` (as of the period's latest check) and ``unit``; audio and video rows also
 carry ``raw_hours`` (unweighted) and ``late_after_expiry`` (heartbeats and stops of sessions
 already ended by a gap longer than the session expiry, counted in the month of the late event).
-Sorted by tenant, metric, period.
+Audio and video ``observed`` is the total compared with the limit: usage inside prior notices
+is left out of it and reported as ``announced`` (hours). Sorted by tenant, metric, period.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def _merge(old: Row | None, new: Row) -> Row:
             old.raw_ms + new.raw_ms,
             new.limit,
             old.late + new.late,
+            old.announced + new.announced,
         )
     if type(new) is CallsRow and type(old) is CallsRow:
         return CallsRow(old.calls + new.calls, new.limit)
@@ -41,11 +43,12 @@ def _merge(old: Row | None, new: Row) -> Row:
 def _row(tenant_id: str, metric: str, period: str, row: Row) -> dict[str, Any]:
     out: dict[str, Any] = {"tenant_id": tenant_id, "metric": metric, "period": period}
     if type(row) is HoursRow:
-        out["observed"] = row.weighted_ms / MS_PER_HOUR
+        out["observed"] = (row.weighted_ms - row.announced) / MS_PER_HOUR
         out["limit"] = row.limit
         out["unit"] = UNITS[metric]
         out["raw_hours"] = row.raw_ms / MS_PER_HOUR
         out["late_after_expiry"] = row.late
+        out["announced"] = row.announced / MS_PER_HOUR
     else:
         out["observed"] = row.calls if type(row) is CallsRow else row.observed  # type: ignore[union-attr]
         out["limit"] = row.limit

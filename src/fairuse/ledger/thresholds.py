@@ -9,7 +9,7 @@ outside the notice; once exceeded, it is never excused afterwards.
 
 from __future__ import annotations
 
-from fairuse.ledger.metrics import UNITS
+from fairuse.ledger.metrics import HOUR_METRICS, UNITS
 from fairuse.ledger.notices import covers
 from fairuse.ledger.state import TenantState
 from fairuse.records import Status, Violation, stable_id
@@ -40,7 +40,8 @@ def check(
     if not marks.has(metric, period, "warning"):
         statuses.append("warning")
     if observed > limit and not marks.has(metric, period, "exceeded"):
-        status: Status = "excused" if covers(state, metric, ts) else "exceeded"
+        excusable = metric not in HOUR_METRICS  # announced hours are left out of observed
+        status: Status = "excused" if excusable and covers(state, metric, ts) else "exceeded"
         if not marks.has(metric, period, status):
             statuses.append(status)
     out = []

@@ -40,7 +40,9 @@ def usage_view(state: TenantState, policy: Policy, at_ms: int) -> dict[str, Any]
         row = state.periods.get(metric, {}).get(period)
         observed: float | int
         if metric in HOUR_METRICS:
-            observed = row.weighted_ms / MS_PER_HOUR if type(row) is HoursRow else 0.0
+            observed = (
+                (row.weighted_ms - row.announced) / MS_PER_HOUR if type(row) is HoursRow else 0.0
+            )
         elif metric == "api_calls":
             observed = row.calls if type(row) is CallsRow else 0
         else:

@@ -108,6 +108,7 @@ def test_summary_rows_cover_every_tenant_metric_and_period() -> None:
             "unit": "hours",
             "raw_hours": 0.5,
             "late_after_expiry": 0,
+            "announced": 0.0,
         },
         {
             "tenant_id": "acme",
@@ -118,6 +119,7 @@ def test_summary_rows_cover_every_tenant_metric_and_period() -> None:
             "unit": "hours",
             "raw_hours": 0.5,
             "late_after_expiry": 0,
+            "announced": 0.0,
         },
         {
             "tenant_id": "acme",

@@ -130,7 +130,8 @@ def test_a_notice_for_another_metric_or_arriving_later_does_not_excuse() -> None
     assert [v.status for v in feed.send("api_call", t0 + 1, count=11)] == ["warning", "exceeded"]
     later = Feed(api_calls_per_day=10)
     later.send("api_call", t0 + 1, count=11)
-    assert later.send("usage_notice", t0 + 2, notice_id="n2", starts=t0, ends=t0 + HOUR) == []
+    [letter] = later.send("usage_notice", t0 + 2, notice_id="n2", starts=t0, ends=t0 + HOUR)
+    assert letter.reason == "notice_out_of_bounds"  # it came after its start: not prior notice
     assert later.send("api_call", t0 + 3) == []
 
 

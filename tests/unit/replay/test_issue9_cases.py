@@ -266,3 +266,58 @@ def test_one_strike_per_local_day_however_many_limits_are_exceeded() -> None:
     exceeded = [v["metric"] for v in of(records, "fairuse.violations") if v["status"] == "exceeded"]
     assert exceeded == ["api_calls", "audio_hours"]
     assert enforcement_of(records) == []
+
+
+def _notice(events: Events, at: str, starts: str, ends: str, **extra: Any) -> Events:
+    return events.add(
+        "usage_notice",
+        at,
+        notice_id=f"n{len(events.lines)}",
+        starts=ms(starts),
+        ends=ms(ends),
+        **extra,
+    )
+
+
+def test_case_8a_a_notice_covering_a_century_excuses_nothing_and_says_why() -> None:
+    events = Events()
+    _notice(events, "2026-03-01T00:00", "2000-01-01T00:00", "2099-01-01T00:00")
+    records = events.add("api_call", "2026-03-02T10:00", count=2401).run()
+    [letter] = of(records, "fairuse.dead-letter")
+    assert letter["reason"] == "notice_out_of_bounds"
+    assert "notice_max_length is 14 days" in letter["detail"]
+    assert [v["status"] for v in of(records, "fairuse.violations")] == ["warning", "exceeded"]
+
+
+def test_case_8b_a_notice_two_hours_before_the_burst_is_not_prior_notice() -> None:
+    events = Events()
+    _notice(events, "2026-03-02T08:00", "2026-03-02T10:00", "2026-03-02T20:00")
+    records = events.add("api_call", "2026-03-02T10:00", count=2401).run()
+    [letter] = of(records, "fairuse.dead-letter")
+    assert "arrived 2 h before its start; notice_min_lead is 24 h" in letter["detail"]
+    assert [v["status"] for v in of(records, "fairuse.violations")] == ["warning", "exceeded"]
+
+
+def test_case_8c_daily_api_periods_inside_a_notice_within_bounds_are_excused() -> None:
+    events = Events()
+    _notice(events, "2026-02-28T08:00", "2026-03-02T00:00", "2026-03-03T00:00")
+    records = events.add("api_call", "2026-03-02T10:00", count=2401).run()
+    assert not of(records, "fairuse.dead-letter")
+    assert [v["status"] for v in of(records, "fairuse.violations")] == ["warning", "excused"]
+
+
+def test_case_8d_announced_monthly_usage_is_left_out_of_the_compared_total() -> None:
+    tight = policy_text(audio_hours_per_day=1, working_days_per_month=1)  # 1 h a month
+    events = Events()
+    _notice(
+        events, "2026-03-01T00:00", "2026-03-02T09:00", "2026-03-02T11:00", metrics=["audio_hours"]
+    )
+    events.add("session_started", "2026-03-02T09:00", session_id="s", user_id="u", media="audio")
+    for minutes in range(10, 131, 10):  # 09:00-11:10: 2 h announced, 10 min not
+        events.add("session_heartbeat", ms("2026-03-02T09:00") + minutes * 60_000, session_id="s")
+    records = events.run(parse_policy(tight))
+    assert of(records, "fairuse.violations") == []  # 10 min against 1 h
+    row = summary(records, "audio_hours", "2026-03")
+    assert row["announced"] == 2.0
+    assert row["observed"] == 10 / 60
+    assert row["raw_hours"] == 130 / 60
