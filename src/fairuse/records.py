@@ -17,7 +17,7 @@ import orjson
 from fairuse.events import Metric, Rejection, RejectionReason
 
 Status = Literal["warning", "exceeded", "excused"]
-EnforcementKind = Literal["notice", "action", "lapsed"]
+EnforcementKind = Literal["notice", "action", "lapsed", "lifted"]
 EnforcementAction = Literal["throttle", "charge"]
 Unit = Literal["hours", "calls", "calls_per_user"]
 
@@ -77,6 +77,9 @@ class Enforcement(Record):
     ts: int
     effective_at: int
     strikes: tuple[str, ...]
+    metrics: tuple[dict[str, Any], ...] = ()  # each strike's metric, period, observed, limit,
+    # excess and unit (notice and action)
+    until: int | None = None  # a throttle action's end (exclusive); None otherwise
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,14 @@ class Calendar:
             window = self._bounds[day.toordinal()] = self._local_window(day)
         return window[0]
 
+    def period_end(self, period: str) -> int:
+        """The first instant after a local day (``YYYY-MM-DD``) or month (``YYYY-MM``)."""
+        if len(period) == 10:
+            following = date.fromisoformat(period) + timedelta(days=1)
+            return self.period_start(following.isoformat())
+        year, month = int(period[:4]), int(period[5:7])
+        return self.period_start(f"{year + month // 12:04d}-{month % 12 + 1:02d}")
+
     def split(self, start: int, end: int) -> list[tuple[str, int]]:
         """``[(day, ms), ...]`` covering ``[start, end)`` exactly, one piece per local day."""
         last = self._last

@@ -392,6 +392,10 @@ class Ledger:
         step = _Step(state, rules[2], limits, rules[4], ts, self._rules_of_period)
         if state.pending is not None:
             step.enforcement = escalation.lapse(state, limits) or None
+        if state.throttle is not None:
+            lifted = escalation.lift(state)
+            if lifted:
+                step.enforcement = (step.enforcement or []) + lifted
         _HANDLERS[type(event)](step, event, raw, source)
         if step.touched is not None:
             step.check_touched(step.touched)

@@ -11,6 +11,11 @@ strikes and the notice are cleared. A notice with no strike within the repeat wi
 the strikes before it no longer count. Ids: a notice's is ``stable_id(tenant, "notice",
 *strike_ids)``, an action's ``stable_id(tenant, "action", notice_id)``, a lapse's
 ``stable_id(tenant, "lapsed", notice_id)``.
+
+Notices and actions carry ``metrics``: each strike's metric, period, observed, limit, excess and
+unit. A throttle action carries ``until``: ``ts + throttle_days`` if that is set, else the end of
+the period of the strike that triggered it; once the tenant clock reaches ``until`` a ``lifted``
+record follows (``stable_id(tenant, "lifted", action_id)``).
 """
 
 from __future__ import annotations
@@ -35,7 +40,17 @@ def on_violation(
     state.strike_day = day
     window_start = ts - limits.repeat_window_days * DAY_MS
     strikes = [strike for strike in state.strikes if strike.ts > window_start]
-    strikes.append(Strike(violation.violation_id, ts))
+    strikes.append(
+        Strike(
+            violation.violation_id,
+            ts,
+            violation.metric,
+            violation.period,
+            violation.observed,
+            violation.limit,
+            violation.unit,
+        )
+    )
     state.strikes = strikes
     strike_ids = tuple(strike.violation_id for strike in strikes)
     tenant_id = state.tenant_id
@@ -45,15 +60,25 @@ def on_violation(
             return []
         state.strikes = []
         state.pending = None
+        action_id = stable_id(tenant_id, "action", pending.enforcement_id)
+        until = None
+        if pending.action == "throttle":
+            if limits.throttle_days:
+                until = ts + limits.throttle_days * DAY_MS
+            else:
+                until = calendar.period_end(violation.period)
+            state.throttle = PendingNotice(action_id, until, pending.action)
         return [
             Enforcement(
-                enforcement_id=stable_id(tenant_id, "action", pending.enforcement_id),
+                enforcement_id=action_id,
                 tenant_id=tenant_id,
                 kind="action",
                 action=pending.action,  # type: ignore[arg-type]
                 ts=ts,
                 effective_at=ts,
                 strikes=strike_ids,
+                metrics=tuple(strike.excess() for strike in strikes),
+                until=until,
             )
         ]
     if len(strikes) < limits.repeat_threshold:
@@ -70,6 +95,7 @@ def on_violation(
             ts=ts,
             effective_at=effective_at,
             strikes=strike_ids,
+            metrics=tuple(strike.excess() for strike in strikes),
         )
     ]
 
@@ -97,6 +123,38 @@ def lapse(state: TenantState, limits: Limits) -> list[Enforcement]:
             strikes=(),
         )
     ]
+
+
+def lift(state: TenantState) -> list[Enforcement]:
+    """The ``lifted`` record of the throttle in force once the tenant clock reaches its
+    ``until`` (clearing it)."""
+    throttle = state.throttle
+    if throttle is None or state.clock_ms < throttle.effective_at:
+        return []
+    state.throttle = None
+    tenant_id = state.tenant_id
+    return [
+        Enforcement(
+            enforcement_id=stable_id(tenant_id, "lifted", throttle.enforcement_id),
+            tenant_id=tenant_id,
+            kind="lifted",
+            action=throttle.action,  # type: ignore[arg-type]
+            ts=state.clock_ms,
+            effective_at=throttle.effective_at,
+            strikes=(),
+        )
+    ]
+
+
+def throttled_until(state: TenantState, at_ms: int) -> int | None:
+    """When the tenant's throttle ends (exclusive), if one is in force at ``at_ms``; else None.
+
+    Pure: what a gateway reads to decide whether to throttle a request of the tenant.
+    """
+    throttle = state.throttle
+    if throttle is None or at_ms >= throttle.effective_at:
+        return None
+    return throttle.effective_at
 
 
 def prune_strikes(state: TenantState, now_ms: int, limits: Limits) -> None:

@@ -35,11 +35,6 @@ def seats(state: TenantState) -> int:
     return len(state.users) or 1
 
 
-def _next_month(month: str) -> str:
-    year, number = int(month[:4]), int(month[5:])
-    return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
-
-
 def integrate_seats(state: TenantState, calendar: Calendar, until: int) -> None:
     """Add the named active users x time from the last integration up to ``until`` to the
     months' seat time (call before the roster changes; an earlier ``until`` adds nothing)."""
@@ -54,7 +49,7 @@ def integrate_seats(state: TenantState, calendar: Calendar, until: int) -> None:
     months = seat_time.months
     while at < until:
         month = calendar.day_of(at)[:7]
-        end = min(calendar.period_start(_next_month(month)), until)
+        end = min(calendar.period_end(month), until)
         months[month] = months.get(month, 0.0) + count * (end - at)
         at = end
     seat_time.upto = until
@@ -64,7 +59,7 @@ def average_seats(state: TenantState, calendar: Calendar, month: str) -> float:
     """The month's seats: seat-ms / ms elapsed up to the tenant clock, at least 1."""
     seat_time = state.seat_time
     start = calendar.period_start(month)
-    end = calendar.period_start(_next_month(month))
+    end = calendar.period_end(month)
     now = min(state.clock_ms, end)
     begin = max(start, seat_time.since)
     count = len(state.users)

@@ -97,6 +97,22 @@ class Strike(Packed):
 
     violation_id: str
     ts: int
+    metric: str = ""
+    period: str = ""
+    observed: float = 0.0
+    limit: float = 0.0
+    unit: str = ""
+
+    def excess(self) -> dict[str, object]:
+        """The strike's metric, period, observed, limit, excess and unit (for billing)."""
+        return {
+            "metric": self.metric,
+            "period": self.period,
+            "observed": self.observed,
+            "limit": self.limit,
+            "excess": self.observed - self.limit,
+            "unit": self.unit,
+        }
 
 
 @dataclass(slots=True)
@@ -209,6 +225,7 @@ class TenantState:
     next_upkeep_ms: int = 0
     seat_time: SeatTime = field(default_factory=SeatTime)
     strike_day: str = ""  # local day of the newest strike (one strike per day)
+    throttle: PendingNotice | None = None  # the throttle in force: action id, until, action
 
     @classmethod
     def new(cls, tenant_id: str, keys: Keys | None = None) -> TenantState:
@@ -252,6 +269,7 @@ class TenantState:
             "pending": None if self.pending is None else self.pending.to_list(),
             "seat_time": self.seat_time.to_list(),
             "strike_day": self.strike_day,
+            "throttle": None if self.throttle is None else self.throttle.to_list(),
         }
         if seen.legacy:
             out["legacy_seen"] = [[d.hex(), h] for d, h in seen.legacy.items()]
@@ -287,6 +305,8 @@ class TenantState:
         if "seat_time" in obj:  # absent from entries written before issue 9
             state.seat_time = SeatTime.from_list(obj["seat_time"])
             state.strike_day = obj["strike_day"]
+            throttle = obj["throttle"]
+            state.throttle = None if throttle is None else PendingNotice.from_list(throttle)
         return state
 
     @classmethod

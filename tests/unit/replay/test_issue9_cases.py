@@ -321,3 +321,69 @@ def test_case_8d_announced_monthly_usage_is_left_out_of_the_compared_total() -> 
     assert row["announced"] == 2.0
     assert row["observed"] == 10 / 60
     assert row["raw_hours"] == 130 / 60
+
+
+def test_case_10_actions_name_the_metrics_the_excess_and_when_a_throttle_ends() -> None:
+    records = (
+        Events()
+        .add("api_call", "2026-03-02T10:00", count=2401)
+        .add("api_call", "2026-03-03T10:00", count=2402)  # notice, effective March 17 10:00
+        .add("api_call", "2026-03-18T10:00", count=2500)  # action: throttle to March 19
+        .add("api_call", "2026-03-19T00:00", count=1)  # the clock reaches until: lifted
+        .run()
+    )
+    notice, action, lifted = of(records, "fairuse.enforcement")
+    assert [m["excess"] for m in notice["metrics"]] == [1, 2]
+    assert action["kind"] == "action" and action["action"] == "throttle"
+    assert action["metrics"] == [
+        {
+            "metric": "api_calls",
+            "period": f"2026-03-0{d}" if d < 10 else f"2026-03-{d}",
+            "observed": observed,
+            "limit": 2400,
+            "excess": observed - 2400,
+            "unit": "calls",
+        }
+        for d, observed in ((2, 2401), (3, 2402), (18, 2500))
+    ]
+    assert action["until"] == ms("2026-03-19T00:00")  # the end of the period it starts in
+    assert (lifted["kind"], lifted["effective_at"]) == ("lifted", ms("2026-03-19T00:00"))
+    assert lifted["strikes"] == [] and lifted["until"] is None
+
+
+def test_case_10_throttle_days_sets_how_long_a_throttle_lasts_and_charge_has_no_until() -> None:
+    week = parse_policy(policy_text(throttle_days=7))
+    records = (
+        Events()
+        .add("api_call", "2026-03-02T10:00", count=2401)
+        .add("api_call", "2026-03-03T10:00", count=2401)
+        .add("api_call", "2026-03-18T10:00", count=2401)
+        .run(week)
+    )
+    action = of(records, "fairuse.enforcement")[-1]
+    assert action["until"] == ms("2026-03-25T10:00")
+    charge = parse_policy(policy_text(enforcement_action="charge"))
+    records = (
+        Events()
+        .add("api_call", "2026-03-02T10:00", count=2401)
+        .add("api_call", "2026-03-03T10:00", count=2401)
+        .add("api_call", "2026-03-18T10:00", count=2450)
+        .run(charge)
+    )
+    action = of(records, "fairuse.enforcement")[-1]
+    assert (action["action"], action["until"]) == ("charge", None)
+    assert [m["excess"] for m in action["metrics"]] == [1, 1, 50]
+
+
+def test_throttled_until_is_what_a_gateway_reads() -> None:
+    from fairuse.ledger import Ledger, throttled_until
+
+    ledger = Ledger(DEFAULT_POLICY)
+    for i, (at, count) in enumerate(
+        (("2026-03-02T10:00", 2401), ("2026-03-03T10:00", 2401), ("2026-03-18T10:00", 2401))
+    ):
+        event = {"type": "api_call", "event_id": f"e{i}", "tenant_id": "t", "ts": ms(at)}
+        ledger.process(orjson.dumps({**event, "count": count}), f"x:{i}")
+    state = ledger.states["t"]
+    assert throttled_until(state, ms("2026-03-18T12:00")) == ms("2026-03-19T00:00")
+    assert throttled_until(state, ms("2026-03-19T00:00")) is None
