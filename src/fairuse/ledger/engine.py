@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
+import orjson
+
 from fairuse.errors import ConfigError
 from fairuse.events import (
     ApiCall,
@@ -206,7 +208,7 @@ def _on_start(step: _Step, event: SessionStarted, raw: bytes | str | None, sourc
             event.ts,
         )
         return
-    session = sessions.open_session(state, event)
+    session = sessions.open_session(state, event, flat=step.limits.channel_weighting == "flat")
     held = sessions.take_held_stop(state, sid)
     if held is None:
         return
@@ -224,12 +226,31 @@ def _on_start(step: _Step, event: SessionStarted, raw: bytes | str | None, sourc
     sessions.end_session(state, sid, held.ts)
 
 
+def _reject_orphan(
+    step: _Step, event: SessionHeartbeat | SessionStopped, raw: bytes | str | None, source: str
+) -> bool:
+    """Dead-letter a heartbeat or stop of a session whose start was dead-lettered."""
+    if event.session_id not in step.state.rejected:
+        return False
+    step.reject(
+        raw if raw is not None else encode_event(event),
+        "rejected_session",
+        f"the start of session '{event.session_id}' was dead-lettered",
+        source,
+        event.event_id,
+        event.ts,
+    )
+    return True
+
+
 def _on_heartbeat(
     step: _Step, event: SessionHeartbeat, raw: bytes | str | None, source: str
 ) -> None:
     session = step.state.sessions.get(event.session_id)
     if session is not None:
         step.accrue(event.session_id, session, event.ts, event.event_id)
+    elif step.state.rejected:
+        _reject_orphan(step, event, raw, source)
 
 
 def _on_stop(step: _Step, event: SessionStopped, raw: bytes | str | None, source: str) -> None:
@@ -237,6 +258,8 @@ def _on_stop(step: _Step, event: SessionStopped, raw: bytes | str | None, source
     sid = event.session_id
     session = state.sessions.get(sid)
     if session is None:
+        if state.rejected and _reject_orphan(step, event, raw, source):
+            return
         if not sessions.has_stopped(state, sid):
             held = HeldStop(event.event_id, event.ts, _raw_text(raw, event), source)
             sessions.hold_stop(state, sid, held)
@@ -366,8 +389,44 @@ class Ledger:
         """Parse one payload and apply it; a rejection becomes a dead letter from ``source``."""
         parsed = parse(raw)
         if isinstance(parsed, Rejection):
-            return [rejected(raw, parsed, source=source)]
+            return [rejected(raw, parsed, source=source), *self._rejected_start(raw, parsed)]
         return self.process_event(parsed, raw, source)
+
+    def _rejected_start(self, raw: bytes | str, rejection: Rejection) -> list[OutputRecord]:
+        """Note a dead-lettered ``session_started`` of a known tenant and session id, so that
+        its heartbeats and stop are dead-lettered too (and a stop held for it now)."""
+        if (
+            not rejection.tenant_id
+            or rejection.ts is None
+            or b"session_started" not in (raw.encode() if isinstance(raw, str) else raw)
+        ):
+            return []
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return []
+        session_id = obj.get("session_id") if isinstance(obj, dict) else None
+        if obj.get("type") != "session_started" or not isinstance(session_id, str):
+            return []
+        tenant_id = rejection.tenant_id
+        state = self.states.get(tenant_id)
+        if state is None:
+            state = TenantState.new(tenant_id, self.keys)
+        held = sessions.note_rejected_start(state, session_id, rejection.ts)
+        self.states[tenant_id] = state
+        if held is None:
+            return []
+        return [
+            dead_letter(
+                held.raw,
+                "rejected_session",
+                f"the start of session '{session_id}' was dead-lettered",
+                source=held.source,
+                tenant_id=tenant_id,
+                event_id=held.event_id,
+                ts=held.ts,
+            )
+        ]
 
     def process_event(
         self, event: Event, raw: bytes | str | None, source: str

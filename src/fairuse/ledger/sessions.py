@@ -29,9 +29,10 @@ def has_stopped(state: TenantState, session_id: str) -> bool:
     return stopped is not None and stopped >= state.ended.cutoff
 
 
-def open_session(state: TenantState, event: SessionStarted) -> Session:
-    """Start tracking the session of ``event`` (the caller checked it is new)."""
-    weight = session_weight(event.media, event.channels, event.width, event.height)
+def open_session(state: TenantState, event: SessionStarted, *, flat: bool = False) -> Session:
+    """Start tracking the session of ``event`` (the caller checked it is new; ``flat``: audio
+    counts as mono)."""
+    weight = session_weight(event.media, event.channels, event.width, event.height, flat=flat)
     session = Session(
         user_id=event.user_id,
         metric="audio_hours" if event.media == "audio" else "video_hours",
@@ -104,8 +105,20 @@ def is_open(session: Session, at_ms: int, expiry_ms: int) -> bool:
     )
 
 
+def note_rejected_start(state: TenantState, session_id: str, ts: int) -> HeldStop | None:
+    """Remember that the start of ``session_id`` was dead-lettered (its heartbeats and stop are
+    dead-lettered ``rejected_session``); the stop held for it, if any, removed."""
+    if session_id in state.sessions:
+        return None
+    state.rejected[session_id] = ts
+    return take_held_stop(state, session_id)
+
+
 def prune_sessions(state: TenantState, cutoff_ms: int) -> None:
-    """Forget sessions (stopped, or silent) and held stops older than ``cutoff_ms``."""
+    """Forget sessions (stopped, or silent), held stops and rejected starts older than
+    ``cutoff_ms``."""
+    if state.rejected:
+        state.rejected = {sid: ts for sid, ts in state.rejected.items() if ts >= cutoff_ms}
     state.ended.prune(cutoff_ms)
     stale = [sid for sid, s in state.sessions.items() if s.last_seen < cutoff_ms]
     for sid in stale:

@@ -226,6 +226,7 @@ class TenantState:
     seat_time: SeatTime = field(default_factory=SeatTime)
     strike_day: str = ""  # local day of the newest strike (one strike per day)
     throttle: PendingNotice | None = None  # the throttle in force: action id, until, action
+    rejected: dict[str, int] = field(default_factory=dict)  # dead-lettered starts: id -> ts
 
     @classmethod
     def new(cls, tenant_id: str, keys: Keys | None = None) -> TenantState:
@@ -270,6 +271,7 @@ class TenantState:
             "seat_time": self.seat_time.to_list(),
             "strike_day": self.strike_day,
             "throttle": None if self.throttle is None else self.throttle.to_list(),
+            "rejected": self.rejected,
         }
         if seen.legacy:
             out["legacy_seen"] = [[d.hex(), h] for d, h in seen.legacy.items()]
@@ -307,6 +309,7 @@ class TenantState:
             state.strike_day = obj["strike_day"]
             throttle = obj["throttle"]
             state.throttle = None if throttle is None else PendingNotice.from_list(throttle)
+            state.rejected = obj["rejected"]
         return state
 
     @classmethod

@@ -387,3 +387,71 @@ def test_throttled_until_is_what_a_gateway_reads() -> None:
     state = ledger.states["t"]
     assert throttled_until(state, ms("2026-03-18T12:00")) == ms("2026-03-19T00:00")
     assert throttled_until(state, ms("2026-03-19T00:00")) is None
+
+
+def test_case_4_four_channel_audio_is_metered_and_orphans_of_a_rejected_start_are_reported() -> (
+    None
+):
+    events = Events()
+    events.add(
+        "session_started",
+        "2026-03-02T09:00",
+        session_id="s4",
+        user_id="u",
+        media="audio",
+        channels=4,
+    )
+    events.add("session_heartbeat", "2026-03-02T09:10", session_id="s4")
+    events.add("session_stopped", "2026-03-02T09:20", session_id="s4")
+    events.add(
+        "session_started",
+        "2026-03-02T10:00",
+        session_id="s9",
+        user_id="u",
+        media="audio",
+        channels=9,
+    )
+    events.add("session_heartbeat", "2026-03-02T10:10", session_id="s9")
+    events.add("session_stopped", "2026-03-02T10:20", session_id="s9")
+    records = events.run()
+    assert summary(records, "audio_hours", "2026-03")["observed"] == 4 * 20 / 60
+    assert [(d["reason"], d["event_id"]) for d in of(records, "fairuse.dead-letter")] == [
+        ("out_of_range", "e4"),
+        ("rejected_session", "e5"),
+        ("rejected_session", "e6"),
+    ]
+
+
+def test_a_stop_held_for_a_start_that_is_then_rejected_is_reported() -> None:
+    events = Events()
+    events.add("session_stopped", "2026-03-02T10:20", session_id="s9")
+    events.add(
+        "session_started",
+        "2026-03-02T10:00",
+        session_id="s9",
+        user_id="u",
+        media="audio",
+        channels=9,
+    )
+    records = events.run()
+    assert [(d["reason"], d["event_id"]) for d in of(records, "fairuse.dead-letter")] == [
+        ("out_of_range", "e2"),
+        ("rejected_session", "e1"),
+    ]
+
+
+def test_flat_channel_weighting_counts_stereo_like_mono() -> None:
+    events = Events()
+    events.add(
+        "session_started",
+        "2026-03-02T09:00",
+        session_id="s",
+        user_id="u",
+        media="audio",
+        channels=2,
+    )
+    events.add("session_stopped", "2026-03-02T09:10", session_id="s")
+    flat = events.run(parse_policy(policy_text(channel_weighting="flat")))
+    assert summary(flat, "audio_hours", "2026-03")["observed"] == 10 / 60
+    per_channel = events.run()
+    assert summary(per_channel, "audio_hours", "2026-03")["observed"] == 20 / 60
