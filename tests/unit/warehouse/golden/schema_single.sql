@@ -142,3 +142,12 @@ CREATE TABLE IF NOT EXISTS dead_letters
 ENGINE = ReplacingMergeTree()
 ORDER BY (tenant_id, dead_letter_id)
 SETTINGS non_replicated_deduplication_window = 1000;
+
+-- migration 0002_policy_fidelity
+ALTER TABLE violations
+    MODIFY COLUMN seats Float64,
+    ADD COLUMN IF NOT EXISTS user_id String DEFAULT '' AFTER seats;
+
+ALTER TABLE enforcement
+    ADD COLUMN IF NOT EXISTS metrics String DEFAULT '[]' AFTER strikes,
+    ADD COLUMN IF NOT EXISTS until Nullable(DateTime64(3, 'UTC')) AFTER metrics;
