@@ -63,6 +63,7 @@ class Violation(Record):
     seats: float
     policy_revision: str
     ts: int
+    user_id: str = ""  # per-user allowance: the user whose own hours are measured; "" pooled
 
 
 @dataclass(frozen=True, slots=True)

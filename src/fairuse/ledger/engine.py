@@ -33,7 +33,7 @@ from fairuse.ledger.calendar import DAY_MS, Calendar, calendar_for
 from fairuse.ledger.dedup import DEFAULT_HORIZON_MS
 from fairuse.ledger.intake import parse
 from fairuse.ledger.keyed import DictKeys, Keys
-from fairuse.ledger.state import HeldStop, Session, TenantState
+from fairuse.ledger.state import USER_SEP, HeldStop, Session, TenantState
 from fairuse.ledger.summary import Archive, archive_period, summary_rows
 from fairuse.policy import Limits, Policy, Revision
 from fairuse.records import (
@@ -133,6 +133,8 @@ class _Step:
         user_id = session.user_id
         append = self.out.append
         add_session_time = metrics.add_session_time
+        per_user = self.limits.allowance == "per_user"
+        own = f"{metric}{USER_SEP}{user_id}"
         at = span[0]
         for day, raw_ms in self.calendar.split(*span):
             weighted = raw_ms * weight
@@ -144,7 +146,11 @@ class _Step:
             )
             at += raw_ms
             add_session_time(state, metric, month, raw_ms, weighted, announced)
-            self.touch(metric, month)
+            if per_user:
+                add_session_time(state, own, month, raw_ms, weighted, announced)
+                self.touch(own, month)
+            else:
+                self.touch(metric, month)
             append(
                 UsageAccrual(
                     tenant_id=tenant_id,

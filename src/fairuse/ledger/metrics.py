@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from fairuse.events import Metric
 from fairuse.ledger.calendar import Calendar
-from fairuse.ledger.state import CallsRow, HoursRow, Row, StoredRow, TenantState
+from fairuse.ledger.state import USER_SEP, CallsRow, HoursRow, Row, StoredRow, TenantState
 from fairuse.policy import Limits
 from fairuse.records import Unit
 
@@ -164,10 +164,14 @@ def measure(
 ) -> tuple[float | int, float | int, float]:
     """``(observed, limit, seats)`` of the period now, noting the limit (and stored calls per
     user) in the period's row, created for stored_calls_per_user if missing."""
-    seat_count: float = (
-        average_seats(state, calendar, period) if metric in HOUR_METRICS else seats(state)
-    )
-    limit = limit_of(metric, limits, seat_count)
+    base, own, _ = metric.partition(USER_SEP)
+    if own:  # one user's own hours: the allowance of one seat
+        seat_count: float = 1.0
+    elif metric in HOUR_METRICS:
+        seat_count = average_seats(state, calendar, period)
+    else:
+        seat_count = seats(state)
+    limit = limit_of(base, limits, seat_count)
     rows = _rows(state, metric)
     row = rows.get(period)
     if metric == "stored_calls_per_user":

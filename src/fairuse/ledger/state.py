@@ -204,8 +204,9 @@ class TenantState:
     """Everything the rules remember about one tenant (mutable; see module docstring).
 
     ``periods`` maps metric -> period -> row (:data:`ROW_TYPES`); months for audio/video hours
-    and stored calls per user, days for api_calls. ``keys`` is where the keyed collections
-    (``seen``, ``ended``, ``calls``) read and write; it is not part of the entry.
+    and stored calls per user, days for api_calls; ``{metric}@{user_id}`` keys hold each user's
+    own audio/video hours while the per-user allowance is in force. ``keys`` is where the keyed
+    collections (``seen``, ``ended``, ``calls``) read and write; it is not part of the entry.
     """
 
     tenant_id: str
@@ -368,8 +369,14 @@ class TenantState:
         return state
 
 
+USER_SEP = "@"  # a per-user hours key in ``periods``: ``{metric}@{user_id}``
+
+
 def _periods(obj: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, Row]]:
     return {
-        metric: {period: ROW_TYPES[metric].from_list(row) for period, row in rows.items()}
-        for metric, rows in obj.items()
+        key: {
+            period: ROW_TYPES[key.partition(USER_SEP)[0]].from_list(row)
+            for period, row in rows.items()
+        }
+        for key, rows in obj.items()
     }

@@ -6,7 +6,9 @@ metric's unit), ``limit`` (as of the period's latest check) and ``unit``; audio 
 carry ``raw_hours`` (unweighted) and ``late_after_expiry`` (heartbeats and stops of sessions
 already ended by a gap longer than the session expiry, counted in the month of the late event).
 Audio and video ``observed`` is the total compared with the limit: usage inside prior notices
-is left out of it and reported as ``announced`` (hours). Sorted by tenant, metric, period.
+is left out of it and reported as ``announced`` (hours). Rows of one user's own hours
+(per-user allowance) also carry ``user_id``. Sorted by tenant, metric (a user's rows after the
+pooled one), period.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fairuse.ledger.metrics import MS_PER_HOUR, UNITS
-from fairuse.ledger.state import CallsRow, HoursRow, Row, TenantState
+from fairuse.ledger.state import USER_SEP, CallsRow, HoursRow, Row, TenantState
 
 Archive = dict[tuple[str, str, str], Row]
 
@@ -40,8 +42,11 @@ def _merge(old: Row | None, new: Row) -> Row:
     return type(new).from_list(new.to_list())  # type: ignore[return-value]
 
 
-def _row(tenant_id: str, metric: str, period: str, row: Row) -> dict[str, Any]:
+def _row(tenant_id: str, key: str, period: str, row: Row) -> dict[str, Any]:
+    metric, _, user_id = key.partition(USER_SEP)
     out: dict[str, Any] = {"tenant_id": tenant_id, "metric": metric, "period": period}
+    if user_id:
+        out["user_id"] = user_id
     if type(row) is HoursRow:
         out["observed"] = (row.weighted_ms - row.announced) / MS_PER_HOUR
         out["limit"] = row.limit

@@ -118,7 +118,9 @@ def test_usage_inside_an_earlier_notice_is_excused_and_outside_it_exceeded() -> 
     assert feed.send("api_call", t0 + 2 * MINUTE) == []  # excused once per period
     [exceeded] = feed.send("api_call", t0 + HOUR)  # the notice ends at t0 + 1 h (excluded)
     assert (exceeded.status, exceeded.observed) == ("exceeded", 13)
-    assert feed.state.strikes == [Strike(exceeded.violation_id, t0 + HOUR)]
+    assert feed.state.strikes == [
+        Strike(exceeded.violation_id, t0 + HOUR, "api_calls", exceeded.period, 13, 10, "calls")
+    ]
 
 
 def test_a_notice_for_another_metric_or_arriving_later_does_not_excuse() -> None:

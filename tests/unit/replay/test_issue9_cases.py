@@ -455,3 +455,20 @@ def test_flat_channel_weighting_counts_stereo_like_mono() -> None:
     assert summary(flat, "audio_hours", "2026-03")["observed"] == 10 / 60
     per_channel = events.run()
     assert summary(per_channel, "audio_hours", "2026-03")["observed"] == 20 / 60
+
+
+def test_per_user_allowance_measures_each_users_own_hours_and_names_the_user() -> None:
+    tight = policy_text(audio_hours_per_day=1, working_days_per_month=1, allowance="per_user")
+    events = Events()
+    for user in ("u1", "u2"):
+        events.add("user_activated", "2026-03-02T08:00", user_id=user)
+    events.add("session_started", "2026-03-02T09:00", session_id="a", user_id="u1", media="audio")
+    events.add("session_started", "2026-03-02T09:00", session_id="b", user_id="u2", media="audio")
+    for minutes in range(10, 71, 10):  # u1: 70 min; u2: 10 min
+        events.add("session_heartbeat", ms("2026-03-02T09:00") + minutes * 60_000, session_id="a")
+    events.add("session_heartbeat", "2026-03-02T09:10", session_id="b")
+    records = events.run(parse_policy(tight))
+    found = [(v["status"], v["user_id"], v["limit"]) for v in of(records, "fairuse.violations")]
+    assert found == [("warning", "u1", 1.0), ("exceeded", "u1", 1.0)]  # pooled 80 min < 2 h
+    own = [r for r in of(records, "summary") if r.get("user_id") == "u1"]
+    assert own[0]["observed"] == 70 / 60
