@@ -21,6 +21,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fairuse.replay",
     "fairuse.stream.cli",
     "fairuse.warehouse.cli",
+    "fairuse.notify.cli",
+    "fairuse.ingest.cli",
 )
 
 

@@ -17,7 +17,17 @@ from fairuse.errors import ConfigError
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
-TOPIC_NAMES = ("events", "usage", "violations", "enforcement", "dead-letter", "policy")
+TOPIC_NAMES = (
+    "events",
+    "usage",
+    "violations",
+    "enforcement",
+    "dead-letter",
+    "policy",
+    "notifications",
+    "notify-dead-letter",
+    "notify-deliveries",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,115 @@ def _warehouse_settings(env: Mapping[str, str]) -> WarehouseSettings:
     return WarehouseSettings(**values)
 
 
+SmtpTls = Literal["none", "starttls", "tls"]
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySettings:
+    """The notifier ``fairuse notify`` (``FAIRUSE_NOTIFY_*``); see docs/notifications.md."""
+
+    subscriptions: Path | None = None
+    topics: tuple[str, ...] = ("violations", "enforcement")
+    group_id: str = "fairuse-notify"
+    offset_reset: Literal["earliest", "latest"] = "earliest"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6068
+    reload_interval_s: float = 2.0
+    retry_initial_s: float = 30.0
+    retry_max_delay_s: float = 3600.0
+    retry_max_age_s: float = 86400.0
+    retry_jitter: float = 0.2
+    http_timeout_s: float = 10.0
+    target_concurrency: int = 4
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_tls: SmtpTls = "none"
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str = "fairuse@localhost"
+    smtp_timeout_s: float = 30.0
+    prior_notice: str = (
+        "To tell us in advance about a period of high traffic, send a usage notice "
+        "(a usage_notice event with the period and the metrics) or contact your account manager."
+    )
+
+
+_NOTIFY_MAX_AGE_S = 7 * 86400  # below the retention of the notify-deliveries state topic
+
+
+_NOTIFY_ENV = {f.name: f"FAIRUSE_NOTIFY_{f.name.upper()}" for f in fields(NotifySettings)}
+
+
+def _notify_settings(env: Mapping[str, str]) -> NotifySettings:
+    defaults = NotifySettings()
+    values: dict[str, object] = {}
+    for f in fields(NotifySettings):
+        var = _NOTIFY_ENV[f.name]
+        raw = env.get(var)
+        if not raw:
+            continue
+        default = getattr(defaults, f.name)
+        if f.name == "subscriptions":
+            values[f.name] = Path(raw)
+        elif f.name == "topics":
+            values[f.name] = tuple(t.strip() for t in raw.split(",") if t.strip())
+            unknown = [t for t in values[f.name] if t not in TOPIC_NAMES]  # type: ignore[union-attr]
+            if unknown:
+                raise ConfigError(f"{var}: unknown topic(s) {', '.join(unknown)}")
+        elif isinstance(default, int | float):
+            kind = float if isinstance(default, float) else int
+            try:
+                number = kind(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{var} must be a number, got {raw!r}") from exc
+            if number < 0 or (number == 0 and f.name not in ("web_port", "retry_jitter")):
+                raise ConfigError(f"{var} is out of range: {raw}")
+            values[f.name] = number
+        else:
+            values[f.name] = raw
+    notify = NotifySettings(**values)  # type: ignore[arg-type]
+    if notify.smtp_tls not in ("none", "starttls", "tls"):
+        raise ConfigError(f"FAIRUSE_NOTIFY_SMTP_TLS: unknown {notify.smtp_tls!r}")
+    if notify.offset_reset not in ("earliest", "latest"):
+        raise ConfigError(f"FAIRUSE_NOTIFY_OFFSET_RESET: unknown {notify.offset_reset!r}")
+    if notify.retry_max_age_s > _NOTIFY_MAX_AGE_S or notify.retry_jitter >= 1:
+        raise ConfigError(
+            "FAIRUSE_NOTIFY_RETRY_MAX_AGE_S must be at most 7 days and "
+            "FAIRUSE_NOTIFY_RETRY_JITTER below 1"
+        )
+    return notify
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """``fairuse ingest``, the HTTP front door (``FAIRUSE_INGEST_*``); see docs/recorder.md."""
+
+    host: str = "127.0.0.1"
+    port: int = 8088
+    tokens: str | None = field(default=None, repr=False)  # "token=tenant-a,tenant-b;token2=*"
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_events: int = 10_000  # per request
+    rate_events_per_s: int = 50_000  # per token; the burst is one second's worth or max_events
+    broker_timeout_ms: int = 10_000  # an event not acknowledged within this answers 503
+    retry_after_s: int = 5  # Retry-After of a 503 while the broker is away
+
+
+_INGEST_ENV = {f.name: f"FAIRUSE_INGEST_{f.name.upper()}" for f in fields(IngestSettings)}
+
+
+def _ingest_settings(env: Mapping[str, str]) -> IngestSettings:
+    defaults = IngestSettings()
+    values = {
+        attr: _coerce(var, env[var], getattr(defaults, attr))
+        for attr, var in _INGEST_ENV.items()
+        if env.get(var)
+    }
+    ingest = IngestSettings(**values)  # type: ignore[arg-type]
+    if not 1 <= ingest.port <= 65535:
+        raise ConfigError(f"FAIRUSE_INGEST_PORT is out of range: {ingest.port}")
+    return ingest
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """All of fairuse's configuration."""
@@ -112,6 +231,8 @@ class Settings:
     policy_file: Path | None = None
     warehouse_dsn: str | None = None
     warehouse: WarehouseSettings = field(default_factory=WarehouseSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
 
     @property
     def resolved_warehouse_dsn(self) -> str:
@@ -170,4 +291,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         policy_file=Path(policy) if policy else None,
         warehouse_dsn=env.get("FAIRUSE_WAREHOUSE_DSN") or None,
         warehouse=_warehouse_settings(env),
+        notify=_notify_settings(env),
+        ingest=_ingest_settings(env),
     )

@@ -58,6 +58,11 @@ def topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
         if name == "policy":
             configs["cleanup.policy"] = "compact"
             partitions = 1
+        elif name == "notify-deliveries":
+            # the notifier's durable delivery state, keyed by delivery: latest per key, and
+            # finished deliveries' markers (its dedup memory) expire after 14 days
+            configs["cleanup.policy"] = "compact,delete"
+            configs["retention.ms"] = str(14 * 86_400_000)
         specs.append(
             TopicSpec(settings.topic(name), partitions, settings.replication_factor, configs)
         )

@@ -17,7 +17,7 @@ from fairuse.cli import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-APP_SERVICES = ("topics", "worker", "sink", "simulator")
+APP_SERVICES = ("topics", "worker", "sink", "simulator", "notify")
 
 
 def kafka_version() -> str:
@@ -31,7 +31,7 @@ def env_names_read_by_code() -> set[str]:
     """FAIRUSE_* names the code reads: the settings' env tables plus every literal lookup
     (``env.get("...")``, ``env["..."]``, ``os.environ.get(...)``, ``*_ENV = "..."``) in src."""
     names: set[str] = set()
-    for table in ("_KAFKA_ENV", "_WORKER_ENV", "_WAREHOUSE_ENV"):
+    for table in ("_KAFKA_ENV", "_WORKER_ENV", "_WAREHOUSE_ENV", "_NOTIFY_ENV"):
         names |= set(getattr(settings_module, table, {}).values())
     lookup = re.compile(
         r'(?:environ|env)(?:\.get\(|\[)\s*"(FAIRUSE_\w+)"|_ENV\s*=\s*"(FAIRUSE_\w+)"'

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import sys
 import time
@@ -15,7 +16,11 @@ from typing import BinaryIO
 
 from fairuse.errors import ConfigError
 from fairuse.policy import parse_instant
+from fairuse.recorder.http import send_over_http
 from fairuse.recorder.simulator import DAY_MS, Emission, FleetConfig, simulate
+from fairuse.recorder.spool import SpoolOptions
+
+SpoolArgs = tuple[Path, SpoolOptions] | None
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS, "w": 7 * DAY_MS}
@@ -99,6 +104,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--rate", type=float, default=0.0, help="cap on events per wall second")
     p.add_argument("--out", type=Path, help="write NDJSON here ('-' = stdout) instead of Kafka")
+    p.add_argument(
+        "--spool",
+        type=Path,
+        metavar="DIR",
+        help="send through the recorder client's durable spool in DIR (survives broker outages "
+        "and restarts; a rerun resumes what DIR holds)",
+    )
+    p.add_argument(
+        "--spool-max-bytes",
+        type=_positive_int,
+        default=SpoolOptions().max_bytes,
+        help="spool bound in bytes; send waits when it is full (default 1 GiB)",
+    )
+    p.add_argument(
+        "--via",
+        nargs=2,
+        metavar=("http", "URL"),
+        help="send through the HTTP ingest service at URL ('fairuse ingest') instead of Kafka",
+    )
+    p.add_argument(
+        "--token",
+        default=os.environ.get("FAIRUSE_INGEST_TOKEN"),
+        help="ingest token for --via http (default FAIRUSE_INGEST_TOKEN)",
+    )
+    p.add_argument(
+        "--batch", type=_positive_int, default=1000, help="events per request with --via http"
+    )
+    p.add_argument(
+        "--retry-for",
+        type=float,
+        default=600.0,
+        help="seconds to keep retrying a batch the ingest service did not take (default 600)",
+    )
     p.add_argument("--progress", action="store_true", help="progress on stderr even if no TTY")
     p.set_defaults(func=run_simulate)
 
@@ -209,12 +247,19 @@ def write_ndjson(
         progress.tick(emission)
 
 
-async def send_to_kafka(emissions: Iterable[Emission], pacer: Pacer, progress: Progress) -> None:
-    """Send every payload through the recorder client (key = tenant id), then flush."""
+async def send_to_kafka(
+    emissions: Iterable[Emission], pacer: Pacer, progress: Progress, spool: SpoolArgs = None
+) -> None:
+    """Send every payload through the recorder client (key = tenant id), then flush.
+
+    With ``spool`` (directory, options) the client spools; the flush waits until the spool is
+    delivered, through broker outages.
+    """
     from fairuse.recorder.client import RecorderClient
     from fairuse.settings import load_settings
 
-    async with RecorderClient(load_settings().kafka) as client:
+    spool_dir, options = spool if spool else (None, None)
+    async with RecorderClient(load_settings().kafka, spool_dir=spool_dir, spool=options) as client:
         if not pacer.paced:
             await client.send_many_raw(
                 (emission.tenant_id.encode(), emission.payload)
@@ -241,8 +286,39 @@ def run_simulate(args: argparse.Namespace) -> int:
     emissions = bounded(config, args.events)
     progress = Progress(enabled=args.progress or sys.stderr.isatty())
     pacer = Pacer(args.speed, args.rate, config.start_ms)
+    if args.via:
+        kind, url = args.via
+        if kind != "http":
+            raise ConfigError(f"--via {kind}: only 'http' is known (--via http URL)")
+        if args.out or args.spool:
+            raise ConfigError("--via http sends to the ingest service: no --out or --spool")
+        totals = asyncio.run(
+            send_over_http(
+                emissions,
+                url,
+                args.token,
+                batch=args.batch,
+                pacer=pacer,
+                progress=progress,
+                retry_for_s=args.retry_for,
+            )
+        )
+        progress.finish()
+        print(totals.line(), file=sys.stderr)
+        return 0
     if args.out is None:
-        asyncio.run(send_to_kafka(emissions, pacer, progress))
+        spool = (
+            (
+                args.spool,
+                SpoolOptions(
+                    max_bytes=args.spool_max_bytes,
+                    segment_bytes=min(args.spool_max_bytes, SpoolOptions().segment_bytes),
+                ),
+            )
+            if args.spool
+            else None
+        )
+        asyncio.run(send_to_kafka(emissions, pacer, progress, spool))
     else:
         if str(args.out) == "-":
             write_ndjson(emissions, sys.stdout.buffer, pacer, progress)

@@ -122,6 +122,13 @@ def _report_violations(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_notices(args: argparse.Namespace) -> int:
+    with Reader(_settings(args).resolved_warehouse_dsn) as reader:
+        found = reader.query(*reports.notices(args.tenant, args.month, args.kind))
+        _print(found, args, f"Notices to {args.tenant} of records in {args.month} (UTC)")
+    return 0
+
+
 def _latest_month(reader: Reader) -> str:
     """The month of the latest accrual or violation (the current UTC month if there is none)."""
     sql, params = reports.latest_month()
@@ -221,6 +228,16 @@ def register(subparsers: Any) -> None:
     vio.add_argument("--month", help="YYYY-MM (default: all)")
     _common(vio)
     vio.set_defaults(func=_report_violations)
+    notices = rsub.add_parser(
+        "notices", help="proof of notice: whether and when each record reached the tenant"
+    )
+    notices.add_argument("--tenant", required=True)
+    notices.add_argument("--month", required=True, help="YYYY-MM (UTC month of the record time)")
+    notices.add_argument(
+        "--kind", help="a kind or family, e.g. enforcement.notice or violation (default: all)"
+    )
+    _common(notices)
+    notices.set_defaults(func=_report_notices)
     summ = rsub.add_parser(
         "summary", help="offenders, violations and enforcement of a month in one go"
     )

@@ -205,6 +205,40 @@ def consistency(month: str) -> Query:
     return _CONSISTENCY, {"start": start, "end": end}
 
 
+_NOTICES = """\
+SELECT record_ts, kind, record_id, channel, target,
+       multiIf(reached, 'delivered', dead, 'dead_lettered', cancelled, 'cancelled',
+               'retrying') AS state,
+       if(reached, first_delivered_at, NULL) AS delivered_at,
+       attempts, first_attempt_at, last_status, last_error
+FROM
+(
+    SELECT record_ts, kind, record_id, channel, target,
+           count() AS attempts, min(attempted_at) AS first_attempt_at,
+           countIf(outcome = 'delivered') > 0 AS reached,
+           minIf(attempted_at, outcome = 'delivered') AS first_delivered_at,
+           max(gave_up) AS dead, countIf(outcome = 'cancelled') > 0 AS cancelled,
+           argMax(status, attempted_at) AS last_status, argMax(error, attempted_at) AS last_error
+    FROM notifications FINAL
+    WHERE tenant_id = {tenant:String}
+      AND record_ts >= toDateTime64({start:Date}, 3, 'UTC')
+      AND record_ts < toDateTime64({end:Date}, 3, 'UTC')
+      AND ({kind:String} = '' OR kind = {kind:String} OR startsWith(kind, {family:String}))
+    GROUP BY record_ts, kind, record_id, channel, target
+)
+ORDER BY record_ts, record_id, channel, target"""
+
+
+def notices(tenant: str, month: str, kind: str | None = None) -> Query:
+    """Proof of notice: each record of ``tenant`` from ``month`` (UTC, by record time) per target
+    with its state (``delivered``, ``dead_lettered``, ``cancelled``, ``retrying``), when it was
+    first delivered, and its attempts; ``kind`` narrows to a kind or family (``enforcement``)."""
+    start, end = month_bounds(month)
+    params = {"tenant": tenant, "start": start, "end": end, "kind": kind or ""}
+    params["family"] = f"{kind}." if kind else ""
+    return _NOTICES, params
+
+
 BUILDERS = {
     "usage_daily": usage_daily,
     "usage_totals": usage_totals,
@@ -214,6 +248,7 @@ BUILDERS = {
     "month_violations": month_violations,
     "month_enforcement": month_enforcement,
     "consistency": consistency,
+    "notices": notices,
 }
 
 _SEATS = """\

@@ -41,6 +41,11 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "dead_letter_id", "tenant_id", "event_id", "reason", "detail", "raw", "raw_encoding",
         "ts", "source", "origin",
     ),
+    "notifications": (
+        "notification_id", "record_id", "kind", "tenant_id", "subscription", "channel", "target",
+        "attempt", "outcome", "status", "latency_ms", "error", "gave_up", "attempted_at",
+        "record_ts", "published_at", "source",
+    ),
 }  # fmt: skip
 
 TOPIC_TABLES: dict[str, str] = {
@@ -49,6 +54,7 @@ TOPIC_TABLES: dict[str, str] = {
     "violations": "violations",
     "enforcement": "enforcement",
     "dead-letter": "dead_letters",
+    "notifications": "notifications",
 }
 
 Row = tuple[Any, ...]
@@ -152,6 +158,17 @@ def _enforcement(obj: dict[str, Any], source: str) -> Row:
     )  # fmt: skip
 
 
+def _notification(obj: dict[str, Any], source: str) -> Row:
+    gave_up = _field(obj, "gave_up", bool)
+    return (
+        _str(obj, "notification_id"), _str(obj, "record_id"), _str(obj, "kind"),
+        _str(obj, "tenant_id"), _str(obj, "subscription"), _str(obj, "channel"),
+        _str(obj, "target"), _int(obj, "attempt", 1, 2**32 - 1), _str(obj, "outcome"),
+        _str(obj, "status"), _num(obj, "latency_ms"), _str(obj, "error"), gave_up,
+        _time(obj, "attempted_at"), _time(obj, "record_ts"), _time(obj, "published_at"), source,
+    )  # fmt: skip
+
+
 def dead_letter_row(letter: DeadLetter, origin: str) -> Row:
     """The ``dead_letters`` row of a dead letter (``origin``: ``core`` or ``sink``)."""
     ts = ms_to_datetime(letter.ts) if letter.ts is not None else None
@@ -178,6 +195,7 @@ _RECORD_ROWS: dict[str, Callable[[dict[str, Any], str], Row]] = {
     "violations": _violation,
     "enforcement": _enforcement,
     "dead_letters": _core_dead_letter,
+    "notifications": _notification,
 }
 
 

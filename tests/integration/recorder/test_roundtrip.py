@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from fairuse.cli import main
-from fairuse.kafka import client_kwargs
 from fairuse.recorder.client import ProducerTuning, RecorderClient
 from fairuse.recorder.simulator import DAY_MS, Emission, FleetConfig, simulate
 from fairuse.settings import KafkaSettings
+from recorder_support import read_back
 
 CONFIG = FleetConfig(seed=21, tenants=6, duration_ms=DAY_MS, fault_rate=0.005)
 
@@ -38,28 +36,6 @@ def digests(records: list[tuple[bytes, bytes]]) -> Digests:
 
 def sent_digests(emissions: list[Emission]) -> Digests:
     return digests([(e.tenant_id.encode(), e.payload) for e in emissions])
-
-
-async def read_back(settings: KafkaSettings, timeout_s: float = 60) -> list[tuple[bytes, bytes]]:
-    """Every record of the events topic, partition by partition, up to the end offsets."""
-    topic = settings.topic("events")
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_kwargs(settings))
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(settings.events_partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        records: dict[TopicPartition, list[tuple[bytes, bytes]]] = defaultdict(list)
-        deadline = time.monotonic() + timeout_s
-        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
-            assert time.monotonic() < deadline, "records did not arrive in time"
-            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            for tp, messages in batch.items():
-                records[tp].extend((m.key, m.value) for m in messages)
-        return [record for tp in partitions for record in records[tp]]
-    finally:
-        await consumer.stop()
 
 
 def test_every_event_arrives_once_in_order_per_tenant_via_send_many(

@@ -16,6 +16,7 @@ VALUES = {
     "tenant": "acme", "start": dt.date(2026, 11, 1), "end": dt.date(2026, 12, 1),
     "timezone": "Europe/Berlin", "month": "2026-11", "metric": "", "top": 10,
     "day": dt.date(2026, 11, 3), "since": dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    "kind": "", "family": "",
 }  # fmt: skip
 
 

@@ -17,6 +17,8 @@ def test_data_topics_are_co_partitioned_with_events_and_policy_is_one_compacted_
 
     policy = specs.pop("fairuse.policy")
     assert (policy.partitions, policy.configs["cleanup.policy"]) == (1, "compact")
+    state = specs.pop("fairuse.notify-deliveries")
+    assert (state.partitions, state.configs["cleanup.policy"]) == (12, "compact,delete")
     assert {s.partitions for s in specs.values()} == {12}
     assert all("cleanup.policy" not in s.configs for s in specs.values())
 

@@ -127,3 +127,26 @@ def test_undecodable_records_become_sink_dead_letters() -> None:
 def test_every_topic_has_a_table_and_columns_transpose() -> None:
     assert set(TOPIC_TABLES.values()) == set(TABLE_COLUMNS)
     assert columns_of([(1, "a"), (2, "b")]) == [[1, 2], ["a", "b"]]
+
+
+def test_a_delivery_attempt_maps_to_a_notifications_row() -> None:
+    from fairuse.notify.deliveries import Delivery, attempt_record
+
+    delivery = Delivery(
+        key="k", record_id="v1", kind="violation.exceeded", tenant_id="t", record={"ts": TS},
+        published_at=TS + 5, subscription="s", channel="email", address="a@b.example",
+    )  # fmt: skip
+    attempt = attempt_record(
+        delivery, outcome="failed", status="451 try later", latency_ms=12.5, error="busy",
+        gave_up=False, attempted_at=TS + 10,
+    )  # fmt: skip
+    table, row = message_row("notifications", attempt.to_json(), "fairuse.notifications/0/3")
+    values = _row(table, row)
+    assert table == "notifications"
+    assert (values["attempt"], values["status"], values["gave_up"]) == (1, "451 try later", False)
+    assert values["record_ts"] == ms_to_datetime(TS)
+    assert values["attempted_at"] == ms_to_datetime(TS + 10)
+    missing = orjson.dumps(
+        {k: v for k, v in orjson.loads(attempt.to_json()).items() if k != "target"}
+    )
+    assert message_row("notifications", missing, "x")[0] == "dead_letters"

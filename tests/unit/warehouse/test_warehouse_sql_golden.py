@@ -50,6 +50,13 @@ CASES = {
     ),
     "seats": (reports.seats("acme", "2026-11"), {"tenant": "acme", "end": dt.date(2026, 12, 1)}),
     "latest_month": (reports.latest_month(), {}),
+    "notices": (
+        reports.notices("acme", "2026-11", "enforcement"),
+        {
+            "tenant": "acme", "start": dt.date(2026, 11, 1), "end": dt.date(2026, 12, 1),
+            "kind": "enforcement", "family": "enforcement.",
+        },
+    ),
 }  # fmt: skip
 
 

@@ -164,7 +164,36 @@ SETTINGS non_replicated_deduplication_window = 1000;
 CREATE TABLE IF NOT EXISTS dead_letters ON CLUSTER prod AS dead_letters_local
 ENGINE = Distributed(prod, currentDatabase(), dead_letters_local, cityHash64(tenant_id));
 
--- migration 0002_policy_fidelity
+-- migration 0002_notifications
+CREATE TABLE IF NOT EXISTS notifications_local ON CLUSTER prod
+(
+    notification_id String,
+    record_id       String,
+    kind            LowCardinality(String),
+    tenant_id       LowCardinality(String),
+    subscription    String,
+    channel         LowCardinality(String),
+    target          String,
+    attempt         UInt32,
+    outcome         LowCardinality(String),
+    status          String,
+    latency_ms      Float64,
+    error           String,
+    gave_up         Bool,
+    attempted_at    DateTime64(3, 'UTC'),
+    record_ts       DateTime64(3, 'UTC'),
+    published_at    DateTime64(3, 'UTC'),
+    source          String,
+    ingested_at     DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/notifications_local', '{replica}')
+ORDER BY (tenant_id, record_id, notification_id)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS notifications ON CLUSTER prod AS notifications_local
+ENGINE = Distributed(prod, currentDatabase(), notifications_local, cityHash64(tenant_id));
+
+-- migration 0003_policy_fidelity
 ALTER TABLE violations_local ON CLUSTER prod
     MODIFY COLUMN seats Float64,
     ADD COLUMN IF NOT EXISTS user_id String DEFAULT '' AFTER seats;

@@ -1,4 +1,4 @@
--- fairuse warehouse schema, migration 0002: the record fields of issue 9 (policy fidelity).
+-- fairuse warehouse schema, migration 0003: the record fields of issue 9 (policy fidelity).
 --
 -- Template markers (rendered by fairuse.warehouse.schema; nothing else is substituted):
 --   {table:NAME}   the altered object: NAME (single node) or NAME_local ON CLUSTER c (cluster)

@@ -1,0 +1,1 @@
+"""``fairuse ingest``: the HTTP front door of the events topic (JSON, NDJSON and CloudEvents)."""
