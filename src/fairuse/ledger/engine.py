@@ -133,8 +133,7 @@ class _Step:
         user_id = session.user_id
         append = self.out.append
         add_session_time = metrics.add_session_time
-        per_user = self.limits.allowance == "per_user"
-        own = f"{metric}{USER_SEP}{user_id}"
+        own = f"{metric}{USER_SEP}{user_id}" if self.limits.allowance == "per_user" else ""
         at = span[0]
         for day, raw_ms in self.calendar.split(*span):
             weighted = raw_ms * weight
@@ -146,7 +145,7 @@ class _Step:
             )
             at += raw_ms
             add_session_time(state, metric, month, raw_ms, weighted, announced)
-            if per_user:
+            if own:
                 add_session_time(state, own, month, raw_ms, weighted, announced)
                 self.touch(own, month)
             else:

@@ -59,13 +59,14 @@ def average_seats(state: TenantState, calendar: Calendar, month: str) -> float:
     """The month's seats: seat-ms / ms elapsed up to the tenant clock, at least 1."""
     seat_time = state.seat_time
     start = calendar.period_start(month)
-    end = calendar.period_end(month)
-    now = min(state.clock_ms, end)
     begin = max(start, seat_time.since)
     count = len(state.users)
-    if not seat_time.since or now <= begin:
+    if seat_time.upto <= begin:  # no roster change inside the month: the count throughout
         return float(count or 1)
-    upto = min(max(seat_time.upto, begin), now)
+    now = min(state.clock_ms, calendar.period_end(month))
+    if now <= begin:
+        return float(count or 1)
+    upto = min(seat_time.upto, now)
     total = seat_time.months.get(month, 0.0) + count * (now - upto)
     return max(1.0, total / (now - begin))
 
