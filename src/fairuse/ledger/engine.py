@@ -33,7 +33,7 @@ from fairuse.ledger.calendar import DAY_MS, Calendar, calendar_for
 from fairuse.ledger.dedup import DEFAULT_HORIZON_MS
 from fairuse.ledger.intake import parse
 from fairuse.ledger.keyed import DictKeys, Keys
-from fairuse.ledger.state import USER_SEP, HeldStop, Session, TenantState
+from fairuse.ledger.state import EXPIRED, USER_SEP, HeldStop, Session, TenantState
 from fairuse.ledger.summary import Archive, archive_period, summary_rows
 from fairuse.policy import Limits, Policy, Revision
 from fairuse.records import (
@@ -76,7 +76,7 @@ class _Step:
         limits: Limits,
         calendar: Calendar,
         ts: int,
-        period_rules: Callable[[str, Calendar, str], tuple[Revision, Limits]],
+        period_rules: Callable[[str, Calendar, str], tuple[Revision, Limits]] | None,
     ) -> None:
         self.state = state
         self.revision = revision
@@ -121,7 +121,11 @@ class _Step:
         """Rules 1-3: count the session's time up to ``until_ts``, split at local days; an event
         after a gap longer than the expiry accrues nothing and is counted late instead."""
         state = self.state
-        if sessions.is_late(session, until_ts, self.limits.session_expiry_s * 1000):
+        if (
+            until_ts - session.last_seen > self.limits.session_expiry_s * 1000
+            or session.status == EXPIRED
+        ):  # after a gap longer than the expiry, or after the session expired: late
+            session.status = EXPIRED
             metrics.count_late(state, session.metric, self.calendar.day_of(until_ts)[:7])
             return
         span = sessions.accrue(session, until_ts)
@@ -168,7 +172,10 @@ class _Step:
         force at the period's start (escalation by the limits in force at the event)."""
         state = self.state
         for metric, period in touched:
-            revision, limits = self.period_rules(state.tenant_id, self.calendar, period)
+            if self.period_rules is None:  # one revision: it judges every period
+                revision, limits = self.revision, self.limits
+            else:
+                revision, limits = self.period_rules(state.tenant_id, self.calendar, period)
             observed, limit, seat_count = metrics.measure(
                 state, metric, period, limits, self.calendar
             )
@@ -453,7 +460,14 @@ class Ledger:
         if rules is None or not rules[0] <= ts < rules[1]:
             rules = self._rules[tenant_id] = self._rules_at(tenant_id, ts)
         limits = rules[3]
-        step = _Step(state, rules[2], limits, rules[4], ts, self._rules_of_period)
+        step = _Step(
+            state,
+            rules[2],
+            limits,
+            rules[4],
+            ts,
+            self._rules_of_period if len(self._policy.revisions) > 1 else None,
+        )
         if state.pending is not None:
             step.enforcement = escalation.lapse(state, limits) or None
         if state.throttle is not None:

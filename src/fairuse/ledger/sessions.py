@@ -14,7 +14,7 @@ that arrives late but lies within the expiry of its previous event still reopens
 from __future__ import annotations
 
 from fairuse.events import SessionStarted
-from fairuse.ledger.state import CLOSED, EXPIRED, OPEN, HeldStop, Session, TenantState
+from fairuse.ledger.state import CLOSED, OPEN, HeldStop, Session, TenantState
 from fairuse.ledger.weights import session_weight
 
 
@@ -49,7 +49,7 @@ def open_session(state: TenantState, event: SessionStarted, *, flat: bool = Fals
 def accrue(session: Session, until_ts: int) -> tuple[int, int] | None:
     """Advance the session to ``until_ts``; the new span ``(start, end)`` or None if none.
 
-    The caller checked the session is not :func:`is_late` for ``until_ts``.
+    The caller checked that ``until_ts`` is not late (rule 1: no phantom time).
     """
     if until_ts > session.last_seen:
         session.last_seen = until_ts
@@ -59,17 +59,6 @@ def accrue(session: Session, until_ts: int) -> tuple[int, int] | None:
         return None
     session.accrued_to = until_ts
     return start, until_ts
-
-
-def is_late(session: Session, ts: int, expiry_ms: int) -> bool:
-    """Whether an event at ``ts`` comes after the session ended by a gap: the session expired
-    already, or ``ts`` is more than the expiry after its last event (then it expires now)."""
-    if session.status == EXPIRED:
-        return True
-    if ts - session.last_seen > expiry_ms:
-        session.status = EXPIRED
-        return True
-    return False
 
 
 def end_session(state: TenantState, session_id: str, stop_ts: int) -> None:
