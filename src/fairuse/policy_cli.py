@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import date, timedelta
 
 from fairuse.errors import PolicyError
 from fairuse.ledger.calendar import calendar_for
@@ -102,11 +101,10 @@ def first_periods(effective_from_ms: int, timezone: str) -> tuple[str, str]:
     calendar = calendar_for(timezone)
     day = calendar.day_of(effective_from_ms)
     if calendar.period_start(day) < effective_from_ms:
-        day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+        day = calendar.day_of(calendar.period_end(day))
     month = day[:7]
     if calendar.period_start(month) < effective_from_ms:
-        year, number = int(month[:4]), int(month[5:])
-        month = f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+        month = calendar.day_of(calendar.period_end(month))[:7]
     return day, month
 
 
