@@ -22,12 +22,13 @@ from fairuse.policy import Policy
 def usage_view(state: TenantState, policy: Policy, at_ms: int) -> dict[str, Any]:
     """Current local day and month usage of ``state``'s tenant at ``at_ms``.
 
-        ``{"tenant_id", "at", "day", "month", "timezone", "policy_revision", "seats",
-        "open_sessions": [ids, sorted], "metrics": {metric: {"period", "observed", "limit",
-        "percent", "unit"}}}``; api_calls is per day, the other metrics per month. Limits use the
-        revision in force at ``at_ms``; audio and video limits use the month's seats averaged up to
-    the tenant clock (``seats`` is the named active users now);
-    ``percent`` = 100 * observed / limit.
+    ``{"tenant_id", "at", "day", "month", "timezone", "policy_revision", "seats",
+    "open_sessions": [ids, sorted], "metrics": {metric: {"period", "observed", "limit",
+    "percent", "unit"}}}``; api_calls is per day, the other metrics per month. Limits use the
+    revision in force at the start of each period (as the ledger judges it; ``policy_revision``
+    is the one in force at ``at_ms``); audio and video limits use the month's seats averaged up
+    to the tenant clock (``seats`` is the named active users now); ``percent`` = 100 * observed /
+    limit.
     """
     revision, limits = policy.limits_at(state.tenant_id, at_ms)
     calendar = calendar_for(limits.timezone)
@@ -48,7 +49,8 @@ def usage_view(state: TenantState, policy: Policy, at_ms: int) -> dict[str, Any]
         else:
             observed = len(state.calls) / seat_count
         averaged = average_seats(state, calendar, month) if metric in HOUR_METRICS else seat_count
-        limit = limit_of(metric, limits, averaged)
+        _, period_limits = policy.limits_at(state.tenant_id, calendar.period_start(period))
+        limit = limit_of(metric, period_limits, averaged)
         view_metrics[metric] = {
             "period": period,
             "observed": observed,
