@@ -2,8 +2,8 @@
 
 1. Sustained throughput: events already on the topic -> all outputs published and offsets
    committed, for ``fairuse worker`` (a subprocess) and, in the same run, for a plain aiokafka
-   consumer loop driving the same core and publishing the same records (the no-framework
-   ceiling, without state changelog).
+   consumer loop driving the same core through the same batch step (the no-framework ceiling:
+   the same durable work, outputs, changelog records and offsets in the same transactions).
 2. Event -> violation latency p50/p99 at a steady produce rate (default 5,000 events/s):
    broker append time of the violation minus that of the event that triggered it.
 3. Worker memory (RSS growth) per 10,000 active tenants.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,30 +28,40 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from fairuse.kafka import client_kwargs
 from fairuse.policy import DEFAULT_POLICY
 from fairuse.recorder.simulator import FleetConfig, simulate
 from fairuse.settings import KafkaSettings, load_settings
-from fairuse.stream.core import Inbound, StreamCore, apply_writes
+from fairuse.stream.core import Inbound, StreamCore
+from fairuse.stream.delivery import BatchDelivery, PartitionProducers
 from fairuse.topics import create_topics_async
 
 DAY_MS = 86_400_000
 REPO = Path(__file__).resolve().parent.parent
 
 
-def fleet(events: int, tenants: int, seed: int = 11) -> list[tuple[bytes, bytes]]:
-    """``events`` simulated (key, payload) pairs of ``tenants`` tenants."""
+def fleet(
+    events: int, tenants: int, seed: int = 11, history_days: int = 0
+) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+    """Simulated (key, payload) pairs of ``tenants`` tenants: the events of the first
+    ``history_days`` days of event time, then ``events`` more."""
     config = FleetConfig(
         seed=seed, tenants=tenants, duration_ms=None, heartbeat_s=300, breaker_share=0.3
     )
-    found = []
+    history: list[tuple[bytes, bytes]] = []
+    found: list[tuple[bytes, bytes]] = []
+    end = config.start_ms + history_days * DAY_MS
     for emission in simulate(config):
-        found.append((emission.tenant_id.encode(), emission.payload))
+        pair = (emission.tenant_id.encode(), emission.payload)
+        if emission.at < end:
+            history.append(pair)
+            continue
+        found.append(pair)
         if len(found) == events:
             break
-    return found
+    return history, found
 
 
 async def fresh(base: KafkaSettings) -> KafkaSettings:
@@ -112,8 +123,11 @@ async def lag(kafka: KafkaSettings, group: str) -> int:
         await admin.close()
 
 
-def start_worker(kafka: KafkaSettings, app_id: str, workdir: Path) -> subprocess.Popen:
+def start_worker(
+    kafka: KafkaSettings, app_id: str, workdir: Path, **extra: str
+) -> subprocess.Popen:
     env = dict(os.environ)
+    env.update(extra)
     env.update(
         FAIRUSE_KAFKA_BOOTSTRAP=kafka.bootstrap,
         FAIRUSE_KAFKA_TOPIC_PREFIX=kafka.topic_prefix,
@@ -149,10 +163,19 @@ async def wait_caught_up(kafka: KafkaSettings, group: str, total: int) -> tuple[
         await asyncio.sleep(0.2)
 
 
-async def worker_throughput(base: KafkaSettings, pairs, workdir: Path) -> float:
+async def worker_throughput(base: KafkaSettings, history, pairs, workdir: Path) -> float:
+    """Events/s of ``pairs`` after the worker has processed ``history`` (restarted between)."""
     kafka = await fresh(base)
-    await produce(kafka, pairs)
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
+    if history:
+        await produce(kafka, history)
+        worker = start_worker(kafka, app_id, workdir)
+        try:
+            await wait_caught_up(kafka, app_id, len(history))
+        finally:
+            worker.kill()
+            worker.wait()
+    await produce(kafka, pairs)
     worker = start_worker(kafka, app_id, workdir)
     try:
         seconds, events = await wait_caught_up(kafka, app_id, len(pairs))
@@ -162,45 +185,85 @@ async def worker_throughput(base: KafkaSettings, pairs, workdir: Path) -> float:
     return events / seconds
 
 
-async def ceiling_throughput(base: KafkaSettings, pairs) -> float:
-    """Plain aiokafka loop: fetch, run the same core, publish outputs, await them per batch."""
+class DictTable(dict):
+    """A dict store with the one table method :class:`BatchDelivery` applies writes through."""
+
+    def apply_changelog_batch(self, batch) -> None:
+        for record in batch:
+            if record.value is None:
+                self.pop(record.key, None)
+            else:
+                self[record.key] = record.value
+
+
+async def ceiling_throughput(base: KafkaSettings, history, pairs) -> float:
+    """Plain aiokafka loop, no Faust: fetch whole batches and hand them to the worker's own
+    :class:`BatchDelivery` (same core, same transactions: outputs, changelog records,
+    positions, offsets), with dicts as the stores; timed over ``pairs`` after ``history``."""
     kafka = await fresh(base)
-    await produce(kafka, pairs)
+    await produce(kafka, [*history, *pairs])
     topic = kafka.topic("events")
+    group = f"ceiling-{uuid.uuid4().hex[:8]}"
+    changelogs = [f"{group}-tenants-changelog", f"{group}-positions-changelog"]
+    admin = AIOKafkaAdminClient(**client_kwargs(kafka))
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(name, kafka.events_partitions, 1) for name in changelogs]
+        )
+    finally:
+        await admin.close()
     consumer = AIOKafkaConsumer(
-        enable_auto_commit=False, max_poll_records=2000, **client_kwargs(kafka)
-    )
-    producer = AIOKafkaProducer(
-        acks="all", linger_ms=5, compression_type="lz4", **client_kwargs(kafka)
+        enable_auto_commit=False,
+        max_poll_records=4000,
+        isolation_level="read_committed",
+        **client_kwargs(kafka),
     )
     await consumer.start()
-    await producer.start()
-    store: dict[str, bytes] = {}
-    core = StreamCore(DEFAULT_POLICY, kafka, store)
+    tenants = DictTable()
+    core = StreamCore(DEFAULT_POLICY, kafka, tenants)
     tps = [TopicPartition(topic, p) for p in range(kafka.events_partitions)]
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
-    done = 0
-    start = time.monotonic()
+    producers = PartitionProducers(kafka, group, linger_ms=1, max_record_bytes=16 * 1024 * 1024)
+
+    async def start_offsets() -> dict[int, int]:
+        return {tp.partition: 0 for tp in tps}
+
+    async def seek(partition: int, offset: int) -> None:
+        consumer.seek(TopicPartition(topic, partition), offset)
+
+    delivery = BatchDelivery(
+        core,
+        producers,
+        topic,
+        group,
+        tenants,
+        changelogs[0],
+        DictTable(),
+        changelogs[1],
+        seek,
+        start_offsets,
+    )
+    await delivery.rebalanced(set(range(kafka.events_partitions)))
+    done, total = 0, len(history) + len(pairs)
+    start, timed_from = time.monotonic(), 0
     try:
-        while done < len(pairs):
-            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+        while done < total:
+            if not timed_from and done >= len(history):
+                start, timed_from = time.monotonic(), max(done, 1)
+            batches = await consumer.getmany(timeout_ms=200, max_records=4000)
             messages = [
                 Inbound(m.value, tp.topic, tp.partition, m.offset)
                 for tp, records in batches.items()
                 for m in records
             ]
-            if not messages:
-                continue
-            batch = core.process(messages)
-            pending = [await producer.send(o.topic, o.value, key=o.key) for o in batch.outputs]
-            await asyncio.gather(*pending)
-            apply_writes(store, core.commit())
-            done += len(messages)
+            if messages:
+                done += await delivery.run(messages, delivery.generation)
     finally:
         await consumer.stop()
-        await producer.stop()
-    return len(pairs) / (time.monotonic() - start)
+        await producers.close()
+    return (total - (timed_from or 0)) / (time.monotonic() - start)
 
 
 async def violation_latency(base: KafkaSettings, pairs, rate: float, workdir: Path):
@@ -248,8 +311,8 @@ async def read_all(kafka: KafkaSettings, name: str):
         await consumer.stop()
 
 
-async def memory_per_10k_tenants(base: KafkaSettings, tenants: int, workdir: Path):
-    kafka = await fresh(base)
+def tenant_pairs(tenants: int) -> list[tuple[bytes, bytes]]:
+    """Four small events (a user, a session, a heartbeat, API calls) for each of ``tenants``."""
     start = 1_800_000_000_000
     pairs = []
     for n in range(tenants):
@@ -269,6 +332,12 @@ async def memory_per_10k_tenants(base: KafkaSettings, tenants: int, workdir: Pat
                 "ts": start + i * 60_000,
             }
             pairs.append((tenant.encode(), orjson.dumps(payload)))
+    return pairs
+
+
+async def memory_per_10k_tenants(base: KafkaSettings, tenants: int, workdir: Path):
+    kafka = await fresh(base)
+    pairs = tenant_pairs(tenants)
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
     worker = start_worker(kafka, app_id, workdir)
     try:
@@ -283,41 +352,84 @@ async def memory_per_10k_tenants(base: KafkaSettings, tenants: int, workdir: Pat
     return baseline, loaded
 
 
+async def recovery_seconds(base: KafkaSettings, tenants: int, workdir: Path):
+    """Seconds from a restart of a RocksDB worker holding ``tenants`` tenants to its first
+    processed event: with its local store, then with the store deleted (from the changelog)."""
+    kafka = await fresh(base)
+    app_id = f"bench-{uuid.uuid4().hex[:8]}"
+    pairs = tenant_pairs(tenants)
+    rocksdb = {"FAIRUSE_WORKER_STORE": "rocksdb://"}
+    await produce(kafka, pairs)
+    worker = start_worker(kafka, app_id, workdir, **rocksdb)
+    try:
+        await wait_caught_up(kafka, app_id, len(pairs))
+    finally:
+        worker.kill()
+        worker.wait()
+    found = []
+    for probe, wipe in (("local", False), ("changelog", True)):
+        if wipe:
+            shutil.rmtree(workdir / "worker" / app_id)
+        started = time.monotonic()
+        worker = start_worker(kafka, app_id, workdir, **rocksdb)
+        try:
+            event = {"type": "api_call", "count": 1, "event_id": f"probe-{probe}"}
+            payload = {**event, "tenant_id": "mem-000000", "ts": 1_800_000_900_000}
+            await produce(kafka, [(b"mem-000000", orjson.dumps(payload))])
+            await wait_caught_up(kafka, app_id, 1)
+            found.append(time.monotonic() - started)
+        finally:
+            worker.kill()
+            worker.wait()
+    return found
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--tenants", type=int, default=200)
-    parser.add_argument("--rate", type=float, default=5000.0)
+    parser.add_argument("--history-days", type=int, default=30)
+    parser.add_argument("--rate", type=float, help="steady rate (default: 40 %% of the ceiling)")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument("--memory-tenants", type=int, default=10_000)
     parser.add_argument("--only-worker", action="store_true", help="only the worker throughput")
     args = parser.parse_args()
     base = load_settings().kafka
     workdir = Path(tempfile.mkdtemp(prefix="bench-stream-"))
-    pairs = fleet(args.events, args.tenants)
+    _, pairs = fleet(args.events, args.tenants)
     print(
         f"broker {base.bootstrap}, {base.events_partitions} partitions, {len(pairs):,} events "
         f"of {args.tenants} tenants, logs in {workdir}"
     )
 
-    worker_rate = await worker_throughput(base, pairs, workdir)
+    worker_rate = await worker_throughput(base, [], pairs, workdir)
     if args.only_worker:
         print(f"throughput  worker {worker_rate:,.0f} events/s")
         return
-    ceiling_rate = await ceiling_throughput(base, pairs)
+    ceiling_rate = await ceiling_throughput(base, [], pairs)
     print(
-        f"throughput  worker {worker_rate:,.0f} events/s; plain aiokafka loop, same core "
+        f"fresh       worker {worker_rate:,.0f} events/s; plain aiokafka loop, same batch step "
         f"{ceiling_rate:,.0f} events/s; worker/ceiling {worker_rate / ceiling_rate:.0%}"
     )
+    if args.history_days:
+        history, aged = fleet(args.events, args.tenants, history_days=args.history_days)
+        aged_worker = await worker_throughput(base, history, aged, workdir)
+        aged_ceiling = await ceiling_throughput(base, history, aged)
+        print(
+            f"aged        after {len(history):,} events ({args.history_days} days) of history: "
+            f"worker {aged_worker:,.0f} events/s; ceiling {aged_ceiling:,.0f} events/s; "
+            f"worker/ceiling {aged_worker / aged_ceiling:.0%}"
+        )
 
+    rate = args.rate or 0.4 * ceiling_rate
     # Few tenants, so event time moves fast enough for violations within the run.
-    steady = fleet(int(args.rate * args.latency_seconds), 12, seed=5)
-    latencies = sorted(await violation_latency(base, steady, args.rate, workdir))
+    _, steady = fleet(int(rate * args.latency_seconds), 12, seed=5)
+    latencies = sorted(await violation_latency(base, steady, rate, workdir))
     if latencies:
         p50 = statistics.median(latencies)
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
         print(
-            f"latency     event -> violation at {args.rate:,.0f} events/s: p50 {p50:.0f} ms, "
+            f"latency     event -> violation at {rate:,.0f} events/s: p50 {p50:.0f} ms, "
             f"p99 {p99:.0f} ms, max {latencies[-1]:.0f} ms ({len(latencies)} violations)"
         )
     else:
@@ -328,6 +440,11 @@ async def main() -> None:
     print(
         f"memory      worker RSS {baseline:.0f} MB idle, {loaded:.0f} MB with "
         f"{args.memory_tenants:,} active tenants: {per_10k:.0f} MB per 10,000 tenants"
+    )
+    local, changelog = await recovery_seconds(base, args.memory_tenants, workdir)
+    print(
+        f"recovery    {args.memory_tenants:,} tenants, RocksDB store, restart to first event "
+        f"processed: {local:.1f} s from the local store, {changelog:.1f} s from the changelog"
     )
 
 

@@ -51,9 +51,6 @@ class KafkaSettings:
         return f"{self.topic_prefix}{name}"
 
 
-ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
-
-
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     """The streaming worker (``FAIRUSE_WORKER_*``); see docs/streaming.md."""
@@ -63,7 +60,6 @@ class WorkerSettings:
     web_port: int = 6066
     canonical_url: str = ""
     store: str = "memory://"
-    processing_guarantee: ProcessingGuarantee = "at_least_once"
     batch_max: int = 4000
     batch_within_ms: int = 50
     producer_linger_ms: int = 1
@@ -222,6 +218,49 @@ def _ingest_settings(env: Mapping[str, str]) -> IngestSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OpsSettings:
+    """Metrics and health endpoints (``FAIRUSE_METRICS_*``, ``FAIRUSE_SINK_WEB_*``); see
+    docs/operations.md. The worker serves them on its own web port."""
+
+    metrics_enabled: bool = True  # False: the worker records no metrics (bench/metrics.py)
+    lag_interval_s: int = 10  # how often the worker and the sink read their consumer lag
+    sink_web_host: str = "127.0.0.1"
+    sink_web_port: int = 6067  # the sink's /metrics, /healthz, /readyz; 0 = not served
+
+
+_OPS_ENV = {
+    "metrics_enabled": "FAIRUSE_METRICS_ENABLED",
+    "lag_interval_s": "FAIRUSE_METRICS_LAG_INTERVAL_S",
+    "sink_web_host": "FAIRUSE_SINK_WEB_HOST",
+    "sink_web_port": "FAIRUSE_SINK_WEB_PORT",
+}
+
+
+def _ops_settings(env: Mapping[str, str]) -> OpsSettings:
+    values: dict[str, object] = {}
+    for attr, var in _OPS_ENV.items():
+        raw = env.get(var)
+        if not raw:
+            continue
+        if attr == "metrics_enabled":
+            if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                raise ConfigError(f"{var} must be true or false, got {raw!r}")
+            values[attr] = raw.lower() in ("1", "true", "yes")
+        elif attr == "sink_web_host":
+            values[attr] = raw
+        else:
+            try:
+                number = int(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{var} must be an integer, got {raw!r}") from exc
+            lowest, highest = (0, 65535) if attr == "sink_web_port" else (1, 3600)
+            if not lowest <= number <= highest:
+                raise ConfigError(f"{var} is out of range: {number}")
+            values[attr] = number
+    return OpsSettings(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """All of fairuse's configuration."""
 
@@ -233,6 +272,7 @@ class Settings:
     warehouse: WarehouseSettings = field(default_factory=WarehouseSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    ops: OpsSettings = field(default_factory=OpsSettings)
 
     @property
     def resolved_warehouse_dsn(self) -> str:
@@ -279,10 +319,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if env.get(var):
             worker_kwargs[attr] = _coerce(var, env[var], getattr(worker_defaults, attr))
     worker = WorkerSettings(**worker_kwargs)  # type: ignore[arg-type]
-    if worker.processing_guarantee not in ("at_least_once", "exactly_once"):
-        raise ConfigError(
-            f"FAIRUSE_WORKER_PROCESSING_GUARANTEE: unknown {worker.processing_guarantee!r}"
-        )
     policy = env.get("FAIRUSE_POLICY_FILE")
     return Settings(
         kafka=kafka,
@@ -293,4 +329,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         warehouse=_warehouse_settings(env),
         notify=_notify_settings(env),
         ingest=_ingest_settings(env),
+        ops=_ops_settings(env),
     )

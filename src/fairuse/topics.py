@@ -108,9 +108,12 @@ async def _await_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> dict[s
             await asyncio.sleep(0.05)
 
 
-async def create_topics_async(settings: KafkaSettings) -> dict[str, TopicOutcome]:
-    """Create the missing topics of :func:`topic_specs`; see :func:`create_topics`."""
-    specs = topic_specs(settings)
+async def create_topics_async(
+    settings: KafkaSettings, extra: Iterable[TopicSpec] = ()
+) -> dict[str, TopicOutcome]:
+    """Create the missing topics of :func:`topic_specs` and ``extra``; see
+    :func:`create_topics`."""
+    specs = [*topic_specs(settings), *extra]
     async with _admin(settings) as admin:
         response = await admin.create_topics(
             [
@@ -139,13 +142,15 @@ async def create_topics_async(settings: KafkaSettings) -> dict[str, TopicOutcome
     return outcomes
 
 
-def create_topics(settings: KafkaSettings) -> dict[str, TopicOutcome]:
-    """Create the pipeline's topics that do not exist yet (idempotent).
+def create_topics(
+    settings: KafkaSettings, extra: Iterable[TopicSpec] = ()
+) -> dict[str, TopicOutcome]:
+    """Create the pipeline's topics (and ``extra``) that do not exist yet (idempotent).
 
     Returns each topic's outcome (``created`` or ``exists``). Raises :class:`BrokerError` if the
     broker is unreachable, refuses a topic, or an existing topic has another partition count.
     """
-    return asyncio.run(create_topics_async(settings))
+    return asyncio.run(create_topics_async(settings, extra))
 
 
 def describe_topics(settings: KafkaSettings, names: Iterable[str] | None = None) -> dict[str, int]:

@@ -31,7 +31,7 @@ def env_names_read_by_code() -> set[str]:
     """FAIRUSE_* names the code reads: the settings' env tables plus every literal lookup
     (``env.get("...")``, ``env["..."]``, ``os.environ.get(...)``, ``*_ENV = "..."``) in src."""
     names: set[str] = set()
-    for table in ("_KAFKA_ENV", "_WORKER_ENV", "_WAREHOUSE_ENV", "_NOTIFY_ENV"):
+    for table in ("_KAFKA_ENV", "_WORKER_ENV", "_WAREHOUSE_ENV", "_NOTIFY_ENV", "_OPS_ENV"):
         names |= set(getattr(settings_module, table, {}).values())
     lookup = re.compile(
         r'(?:environ|env)(?:\.get\(|\[)\s*"(FAIRUSE_\w+)"|_ENV\s*=\s*"(FAIRUSE_\w+)"'

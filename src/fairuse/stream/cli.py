@@ -67,12 +67,12 @@ def run_worker(args: argparse.Namespace) -> int:
     """Run the worker until interrupted."""
     import faust
 
-    from fairuse.stream.app import create_worker
+    from fairuse.stream.app import changelog_specs, create_worker
     from fairuse.topics import create_topics
 
     settings = _worker_settings(args)
     policy = _initial_policy(args, settings)
-    create_topics(settings.kafka)
+    create_topics(settings.kafka, changelog_specs(settings))
     _use_uvloop_if_installed()
     worker = create_worker(settings, policy)
     faust_worker = faust.Worker(worker.app, loglevel=args.loglevel, quiet=True)

@@ -1,11 +1,10 @@
 """Which consumed offsets the worker may commit: contiguous runs only, per partition.
 
-Faust skips, and acks, messages fetched before a rebalance but delivered after it (their
-generation is stale), expecting to fetch them again from the committed offset; if anything then
-commits past them they are lost. So the worker commits offsets itself, never past a message it
-has not processed, and Faust's own commits are switched off. :class:`OffsetTracker` is that
-bookkeeping, without I/O: it filters each batch to the messages that continue their partition's
-run, and reports where to seek when a partition's run has a hole.
+Messages fetched before a rebalance can be dropped, or delivered again, around it; if anything
+committed past a dropped message it would be lost. So the worker commits offsets itself (in
+each batch's transaction), never past a message it has not processed. :class:`OffsetTracker` is
+that bookkeeping, without I/O: it filters each batch to the messages that continue their
+partition's run, and reports where to seek when a partition's run has a hole.
 """
 
 from __future__ import annotations

@@ -12,21 +12,23 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import faust
 
 from fairuse.policy import policy_fingerprint
 from fairuse.settings import Settings
 from fairuse.stream.auth import ApiTokens
-
-if TYPE_CHECKING:
-    from fairuse.stream.app import Worker
+from fairuse.stream.core import StreamCore
 
 Handler = Callable[..., Awaitable[Any]]
 
 
-def register_views(worker: Worker, settings: Settings) -> None:
-    """Add the tenant endpoints to ``worker.app``'s web server."""
-    app, core = worker.app, worker.core
+def register_views(
+    app: faust.App, core: StreamCore, events_topic: faust.TopicT, settings: Settings
+) -> None:
+    """Add the tenant endpoints to ``app``'s web server; requests are routed to the owner of
+    the tenant's ``events_topic`` partition and answered from ``core``."""
     tokens = ApiTokens.parse(settings.worker.api_token, settings.worker.api_tenant_tokens)
 
     def guarded(fun: Handler) -> Handler:
@@ -50,14 +52,14 @@ def register_views(worker: Worker, settings: Settings) -> None:
 
     @app.page("/tenants/{tenant_id}/usage")
     @guarded
-    @app.topic_route(topic=worker.events_topic, match_info="tenant_id")
+    @app.topic_route(topic=events_topic, match_info="tenant_id")
     async def tenant_usage(view: Any, request: Any, tenant_id: str) -> Any:
         usage = core.usage(tenant_id)
         return unknown(view, tenant_id) if usage is None else view.json(usage)
 
     @app.page("/tenants/{tenant_id}/violations")
     @guarded
-    @app.topic_route(topic=worker.events_topic, match_info="tenant_id")
+    @app.topic_route(topic=events_topic, match_info="tenant_id")
     async def tenant_violations(view: Any, request: Any, tenant_id: str) -> Any:
         found = core.violations_of(tenant_id)
         if found is None:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from fairuse.errors import WarehouseError
+from fairuse.warehouse.client import UNKNOWN_TABLE, error_code
 
 
 @dataclass(slots=True)
@@ -50,7 +51,7 @@ def run_query(
         result = client.query(sql, parameters=params, settings=settings or {})
     except Exception as exc:
         message = str(exc).strip().splitlines()[0][:500]
-        if "UNKNOWN_TABLE" in str(exc):
+        if error_code(exc) == UNKNOWN_TABLE:
             message += " (an empty store? run `fairuse warehouse migrate` or `fairuse sink`)"
         raise WarehouseError(f"query failed: {message}") from exc
     rows = [[plain(v) for v in row] for row in result.result_rows]

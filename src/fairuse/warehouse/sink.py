@@ -4,10 +4,17 @@ Consumes ``events``, ``usage``, ``violations``, ``enforcement`` and ``dead-lette
 ``fairuse-sink``, no auto-commit), batches per topic-partition (:mod:`.batching`), inserts
 column-oriented per table with a deduplication token derived from topic, partition and the
 batch's first and last offsets, and commits offsets only after every insert of the flush
-succeeded. A failing ClickHouse is retried with capped exponential backoff, never skipped.
+succeeded.
 
-Test hook: ``FAIRUSE_SINK_CRASH_AFTER_INSERT=1`` makes the process ``os._exit(70)`` right after
-the first flush's inserts, before its offsets are committed (to test the exactly-once claim).
+Errors are told apart by code (:func:`fairuse.warehouse.client.is_transient`): a transient one
+(network, timeout, overload, replicas away) is retried with capped exponential backoff, the same
+block with the same token, never skipped; any other (schema, type) stops the sink with
+:class:`SinkHalted`: one message naming the table, the partition and offsets and the
+ClickHouse code, nothing committed past the last good batch, exit status 2.
+
+Fault injection for tests: ``Sink(after_insert=...)`` is called after a flush's inserts and
+before its commit (the exactly-once tests crash the process there). Production code never sets
+it. ``run_sink`` serves ``/metrics``, ``/healthz``, ``/readyz`` on ``FAIRUSE_SINK_WEB_PORT``.
 """
 
 from __future__ import annotations
@@ -15,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,21 +32,33 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from fairuse.errors import BrokerError, WarehouseError
+from fairuse.health import ProbeServer
 from fairuse.kafka import client_kwargs
 from fairuse.settings import Settings
 from fairuse.warehouse.batching import Batcher, PartitionBatch, decode_plan, encode_plan
-from fairuse.warehouse.client import INSERT_SETTINGS, connect, embedded_path, is_embedded
+from fairuse.warehouse.client import (
+    INSERT_SETTINGS,
+    connect,
+    describe,
+    embedded_path,
+    is_embedded,
+    is_transient,
+)
 from fairuse.warehouse.migrate import migrate
 from fairuse.warehouse.owner import QueryOwner
 from fairuse.warehouse.rows import TABLE_COLUMNS, TOPIC_TABLES, columns_of
+from fairuse.warehouse.sink_metrics import SinkMetrics
 
 log = logging.getLogger(__name__)
 
 GROUP_ID = "fairuse-sink"
-CRASH_HOOK_ENV = "FAIRUSE_SINK_CRASH_AFTER_INSERT"
-CRASH_EXIT_CODE = 70
 
 Sleep = Callable[[float], Awaitable[None]]
+AfterInsert = Callable[[list[PartitionBatch]], None]
+
+
+class SinkHalted(WarehouseError):
+    """ClickHouse rejected a batch for a reason retrying cannot fix (schema, types)."""
 
 
 class Backoff:
@@ -61,16 +79,23 @@ class Backoff:
 
 
 class BatchWriter:
-    """Inserts batches into ClickHouse, retrying each insert until it succeeds."""
+    """Inserts batches into ClickHouse, retrying each transient failure until it succeeds."""
 
     def __init__(
-        self, client: Any, *, sleep: Sleep = asyncio.sleep, backoff: Backoff | None = None
+        self,
+        client: Any,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        backoff: Backoff | None = None,
+        metrics: SinkMetrics | None = None,
     ):
         self._client = client
         self._sleep = sleep
         self._backoff = backoff or Backoff()
+        self._metrics = metrics
         self.inserted_rows = 0
         self.failures = 0
+        self.failing = False  # the last attempt failed and is being retried
 
     def _insert(self, table: str, columns: list[list[Any]], token: str) -> None:
         self._client.insert(
@@ -82,26 +107,51 @@ class BatchWriter:
         )
 
     async def write(self, batch: PartitionBatch) -> None:
-        """Insert every table's rows of ``batch``; on failure back off and retry the same block."""
+        """Insert every table's rows of ``batch``; on a transient failure back off and retry
+        the same block; on any other raise :class:`SinkHalted`."""
+        metrics = self._metrics
         for table, rows in sorted(batch.rows.items()):
             if not rows:
                 continue
-            columns, token = columns_of(rows), batch.token(table)
+            token = batch.token(table)
             while True:
+                started = time.perf_counter()
                 try:
+                    columns = columns_of(rows)
                     await asyncio.to_thread(self._insert, table, columns, token)
                 except Exception as exc:
                     self.failures += 1
+                    transient = is_transient(exc)
+                    if metrics is not None:
+                        outcome = "retried" if transient else "fatal"
+                        metrics.insert_failures.labels(table, outcome).inc()
+                    if not transient:
+                        raise SinkHalted(_rejected(batch, table, len(rows), exc)) from exc
+                    self.failing = True
                     delay = self._backoff.next()
                     log.warning(
                         "insert of %d rows into %s (token %s) failed, retrying in %.1fs: %s",
-                        len(rows), table, token, delay, str(exc).strip().splitlines()[0][:300],
+                        len(rows), table, token, delay, describe(exc),
                     )  # fmt: skip
                     await self._sleep(delay)
                     continue
+                self.failing = False
                 self._backoff.reset()
                 self.inserted_rows += len(rows)
+                if metrics is not None:
+                    metrics.insert_duration.labels(table).observe(time.perf_counter() - started)
+                    metrics.rows.labels(table).inc(len(rows))
                 break
+
+
+def _rejected(batch: PartitionBatch, table: str, rows: int, exc: BaseException) -> str:
+    return (
+        f"ClickHouse rejected the insert of {rows} rows into {table} from {batch.topic} "
+        f"partition {batch.partition}, offsets {batch.first}-{batch.last}: {describe(exc)}. "
+        f"Retrying cannot fix this (schema or types): the sink stopped and committed nothing "
+        f"from offset {batch.first} of that partition on; fix the table (fairuse warehouse "
+        f"migrate) or the data, then restart it"
+    )
 
 
 class _PlanListener(ConsumerRebalanceListener):
@@ -112,9 +162,13 @@ class _PlanListener(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self._sink.batcher.forget([(tp.topic, tp.partition) for tp in revoked])
+        for tp in revoked:
+            self._sink.committed_offsets.pop(tp, None)
+            self._sink.consumed_next.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self._sink.load_plans(list(assigned))
+        self._sink.joined = True
 
 
 class Sink:
@@ -126,7 +180,8 @@ class Sink:
         client: Any,
         *,
         group_id: str = GROUP_ID,
-        crash_after_insert: bool = False,
+        metrics: SinkMetrics | None = None,
+        after_insert: AfterInsert | None = None,
     ) -> None:
         kafka = settings.kafka
         self._settings = settings
@@ -135,13 +190,21 @@ class Sink:
         self.batcher = Batcher(
             self.topic_tables, settings.warehouse.sink_batch_rows, settings.warehouse.sink_batch_ms
         )
-        self.writer = BatchWriter(client)
+        self.metrics = metrics
+        self.writer = BatchWriter(client, metrics=metrics)
         # Messages held while a flush runs before fetching pauses (bounds memory when ClickHouse
         # is slow or down): four full batches' worth.
         self._max_pending = 4 * settings.warehouse.sink_batch_rows
-        self._crash_after_insert = crash_after_insert
+        self._after_insert = after_insert
         self._consumer: AIOKafkaConsumer | None = None
         self.committed_messages = 0
+        self.committed_offsets: dict[TopicPartition, int | None] = {}
+        self.consumed_next: dict[TopicPartition, int] = {}  # offset after the last consumed
+        self.joined = False  # the group gave this sink an assignment (possibly empty)
+
+    def conditions(self) -> dict[str, bool]:
+        """Readiness: the warehouse answers (no insert failing) and the group was joined."""
+        return {"warehouse_connected": not self.writer.failing, "consuming": self.joined}
 
     async def load_plans(self, assigned: list[TopicPartition]) -> None:
         """Restore the batch plans of ``assigned`` partitions from their commit metadata."""
@@ -154,6 +217,7 @@ class Sink:
         finally:
             await admin.close()
         for tp, meta in committed.items():
+            self.committed_offsets[tp] = meta.offset if meta is not None else None
             lasts = decode_plan(meta.metadata) if meta is not None else []
             self.batcher.set_plan((tp.topic, tp.partition), lasts)
             if lasts:
@@ -180,15 +244,49 @@ class Sink:
         #    retried until ClickHouse accepts it (a retry after a crash is dropped as duplicate).
         for batch in batches:
             await self.writer.write(batch)
-        if self._crash_after_insert:
-            log.warning("%s is set: exiting after the insert, before the commit", CRASH_HOOK_ENV)
-            os._exit(CRASH_EXIT_CODE)
+        if self._after_insert is not None:
+            self._after_insert(batches)  # fault injection (tests only)
         # 3. Commit the offsets after the last batch of each partition, clearing the plan.
         await consumer.commit(
             {tp: OffsetAndMetadata(group[-1].last + 1, "") for tp, group in by_tp.items()}
         )
         # 4. Only now count the messages as stored.
         self.committed_messages += sum(b.count for b in batches)
+        for tp, group in by_tp.items():
+            self.committed_offsets[tp] = group[-1].last + 1
+        if self.metrics is not None:
+            for batch in batches:
+                self.metrics.committed.labels(self._topic_name(batch.topic)).inc(batch.count)
+            self.metrics.last_commit.set_to_current_time()
+
+    def _topic_name(self, topic: str) -> str:
+        return topic.removeprefix(self._settings.kafka.topic_prefix)
+
+    async def read_lag(self) -> None:
+        """Set the commit lag gauges: per topic, the assigned partitions' messages up to the
+        last stable offset that are not committed yet. A partition whose consumed messages are
+        all committed and whose position is at the end has none (transaction markers after the
+        last record are not messages)."""
+        consumer, metrics = self._consumer, self.metrics
+        if consumer is None or metrics is None:
+            return
+        assigned = list(consumer.assignment())
+        metrics.assigned_partitions.set(len(assigned))
+        if not assigned:
+            return
+        ends = await consumer.end_offsets(assigned)
+        unknown = [tp for tp in assigned if self.committed_offsets.get(tp) is None]
+        starts = await consumer.beginning_offsets(unknown) if unknown else {}
+        by_topic: dict[str, int] = {}
+        for tp in assigned:
+            done = self.committed_offsets.get(tp)
+            done = starts.get(tp, 0) if done is None else done
+            caught_up = done >= self.consumed_next.get(tp, done)
+            if caught_up and await consumer.position(tp) >= ends[tp]:
+                continue
+            name = self._topic_name(tp.topic)
+            by_topic[name] = by_topic.get(name, 0) + max(0, ends[tp] - done)
+        metrics.lag(by_topic, TOPIC_TABLES)
 
     async def run(self, stop: asyncio.Event, idle_exit_s: float | None = None) -> None:
         """Consume until ``stop`` is set (or nothing arrived for ``idle_exit_s``), flush, return."""
@@ -227,6 +325,7 @@ class Sink:
                 now = time.monotonic()
                 for tp, messages in fetched.items():
                     last_message_s = now
+                    self.consumed_next[tp] = messages[-1].offset + 1
                     for message in messages:
                         self.batcher.add(tp.topic, tp.partition, message.offset, message.value, now)
                 if flushing is None:
@@ -278,13 +377,14 @@ class Sink:
 
 
 async def connect_with_retry(dsn: str, stop: asyncio.Event, backoff: Backoff | None = None) -> Any:
-    """Connect to the warehouse, backing off while it is unreachable (None if stopped first)."""
+    """Connect to the warehouse, backing off while it is unreachable (None if stopped first);
+    an error retrying cannot fix (the embedded store held, bad credentials) is raised."""
     backoff = backoff or Backoff()
     while not stop.is_set():
         try:
             return await asyncio.to_thread(connect, dsn)
         except WarehouseError as exc:
-            if is_embedded(dsn):
+            if is_embedded(dsn) or not is_transient(exc.__cause__ or exc):
                 raise
             delay = backoff.next()
             log.warning("%s; retrying in %.1fs", exc, delay)
@@ -299,8 +399,42 @@ async def run_sink(
     *,
     group_id: str = GROUP_ID,
     idle_exit_s: float | None = None,
+    after_insert: AfterInsert | None = None,
 ) -> Sink | None:
-    """Migrate, serve queries for others if the store is embedded, and sink until ``stop``."""
+    """Serve the health pages, migrate, serve queries for others if the store is embedded, and
+    sink until ``stop``. ``after_insert`` is the tests' fault-injection seam (see :class:`Sink`)."""
+    metrics = SinkMetrics()
+    holder: list[Sink] = []
+
+    def conditions() -> dict[str, bool]:
+        found = holder[0].conditions() if holder else {"warehouse_connected": False}
+        found.setdefault("consuming", False)
+        metrics.ready.set(1 if all(found.values()) else 0)
+        return found
+
+    ops = settings.ops
+    probes = None
+    if ops.sink_web_port:
+        probes = ProbeServer(metrics.registry, conditions, ops.sink_web_host, ops.sink_web_port)
+        await probes.start()
+    try:
+        return await _sink_until_stopped(
+            settings, stop, group_id, idle_exit_s, metrics, holder, after_insert
+        )
+    finally:
+        if probes is not None:
+            await probes.close()
+
+
+async def _sink_until_stopped(
+    settings: Settings,
+    stop: asyncio.Event,
+    group_id: str,
+    idle_exit_s: float | None,
+    metrics: SinkMetrics,
+    holder: list[Sink],
+    after_insert: AfterInsert | None,
+) -> Sink | None:
     dsn = settings.resolved_warehouse_dsn
     client = await connect_with_retry(dsn, stop)
     if client is None:
@@ -310,17 +444,24 @@ async def run_sink(
     if is_embedded(dsn):
         owner = QueryOwner(connect(dsn), embedded_path(dsn), settings.warehouse.query_port)
         owner.start()
-    sink = Sink(
-        settings,
-        client,
-        group_id=group_id,
-        crash_after_insert=os.environ.get(CRASH_HOOK_ENV) == "1",
-    )
+    sink = Sink(settings, client, group_id=group_id, metrics=metrics, after_insert=after_insert)
+    holder.append(sink)
+    lag_reader = asyncio.create_task(_read_lag_every(sink, settings.ops.lag_interval_s))
     try:
         await sink.run(stop, idle_exit_s)
     finally:
+        lag_reader.cancel()
         if owner is not None:
             owner.close()
         client.close()
     log.info("sink stopped: %d messages stored and committed", sink.committed_messages)
     return sink
+
+
+async def _read_lag_every(sink: Sink, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await sink.read_lag()
+        except KafkaError as exc:  # the broker is away: keep the last figures
+            log.warning("cannot read the commit lag: %s", exc)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from typing import Any
 
 import pytest
+from warehouse_support import store_batches
 
 from fairuse.ledger import Ledger
 from fairuse.policy import DEFAULT_POLICY
@@ -14,29 +14,10 @@ from fairuse.recorder.simulator import DAY_MS, FleetConfig, simulate
 from fairuse.records import UsageAccrual, Violation
 from fairuse.warehouse import reports
 from fairuse.warehouse.batching import Batcher
-from fairuse.warehouse.client import connect
-from fairuse.warehouse.migrate import migrate
-from fairuse.warehouse.sink import BatchWriter
 from fairuse.warehouse.store import Reader
 
 SECOND_IN_HOURS = 1 / 3600
 TOPICS = {"events": "events", "usage": "usage", "violations": "violations"}
-
-
-def _store(dsn: str, batcher: Batcher) -> None:
-    """Migrate the store at ``dsn`` and write every batch ``batcher`` holds, as the sink does."""
-    client = connect(dsn)
-    try:
-        migrate(client, events_ttl_days=0)
-        writer = BatchWriter(client)
-
-        async def write_all() -> None:
-            for batch in batcher.due(0.0, drain=True):
-                await writer.write(batch)
-
-        asyncio.run(write_all())
-    finally:
-        client.close()
 
 
 def _load(dsn: str) -> list[dict[str, Any]]:
@@ -56,7 +37,7 @@ def _load(dsn: str) -> list[dict[str, Any]]:
                 add("usage", record.to_json())
             elif isinstance(record, Violation):
                 add("violations", record.to_json())
-    _store(dsn, batcher)
+    store_batches(dsn, batcher)
     assert offsets["usage"] > 100, "the data set must exercise accruals"
     return ledger.summary()
 
@@ -108,7 +89,7 @@ def test_offenders_rank_by_exceeded_then_ratio_and_filter_by_metric(warehouse_ds
         )  # fmt: skip
         for copy in range(2):  # republished: must count once
             batcher.add("violations", copy, offset, record.to_json(), 0.0)
-    _store(warehouse_dsn, batcher)
+    store_batches(warehouse_dsn, batcher)
     reader = Reader(warehouse_dsn)
     try:
         ranked = reader.query(*reports.offenders("2026-11", top=3)).dicts()

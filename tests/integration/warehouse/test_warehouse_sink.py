@@ -9,12 +9,15 @@ import sys
 import uuid
 from pathlib import Path
 
+from crashing_sink import CRASH_EXIT_CODE
 from warehouse_support import DataSet, mixed, produce, wait_until
 
-from fairuse.settings import KafkaSettings, Settings, WarehouseSettings
+from fairuse.settings import KafkaSettings, OpsSettings, Settings, WarehouseSettings
+from fairuse.topics import consumer_lag
 from fairuse.warehouse.client import connect
+from fairuse.warehouse.migrate import migrate
 from fairuse.warehouse.owner import read_owner
-from fairuse.warehouse.sink import CRASH_EXIT_CODE, CRASH_HOOK_ENV, run_sink
+from fairuse.warehouse.sink import run_sink
 from fairuse.warehouse.store import Reader
 
 COUNTS = {
@@ -47,6 +50,7 @@ def test_sink_stores_every_record_once(kafka_settings: KafkaSettings, tmp_path: 
         kafka=kafka_settings,
         data_dir=tmp_path,
         warehouse=WarehouseSettings(sink_batch_rows=25, sink_batch_ms=200),
+        ops=OpsSettings(sink_web_port=0),
     )
 
     async def main() -> dict[str, int]:
@@ -98,7 +102,12 @@ def _owner_pid(data_dir: Path) -> int | None:
 
 
 def _sink_process(
-    kafka: KafkaSettings, data_dir: Path, group: str, *args: str, **extra: str
+    kafka: KafkaSettings,
+    data_dir: Path,
+    group: str,
+    *args: str,
+    command: tuple[str, ...] = ("-m", "fairuse", "sink", "--group"),
+    **extra: str,
 ) -> subprocess.Popen[str]:
     env = {
         **os.environ,
@@ -107,11 +116,12 @@ def _sink_process(
         "FAIRUSE_DATA_DIR": str(data_dir),
         "FAIRUSE_SINK_BATCH_ROWS": "1000",
         "FAIRUSE_SINK_BATCH_MS": "300",
+        "FAIRUSE_SINK_WEB_PORT": "0",
         **extra,
     }
     env.pop("FAIRUSE_WAREHOUSE_DSN", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "fairuse", "sink", "--group", group, *args],
+        [sys.executable, *command, group, *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -126,7 +136,8 @@ def test_sink_killed_between_insert_and_commit_stores_once(
     first = mixed("b", events=30, partition=0)
     produce(kafka_settings, first.messages)
     # Run 1 dies right after inserting its first flush, before committing any offset.
-    crashed = _sink_process(kafka_settings, tmp_path, group, **{CRASH_HOOK_ENV: "1"})
+    script = str(Path(__file__).with_name("crashing_sink.py"))
+    crashed = _sink_process(kafka_settings, tmp_path, group, command=(script,))
     out, _ = crashed.communicate(timeout=120)
     assert crashed.returncode == CRASH_EXIT_CODE, out
     client = connect(f"chdb://{tmp_path / 'warehouse'}")
@@ -196,3 +207,27 @@ def test_sink_sigkilled_mid_stream_loses_and_doubles_nothing(
         assert _counts(reader) == _expected(data)
     finally:
         reader.close()
+
+
+def test_a_schema_error_stops_the_sink_with_one_message_and_commits_nothing_past_it(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    group = f"g-{uuid.uuid4().hex}"
+    data = mixed("s", events=40, partition=0)
+    produce(kafka_settings, data.messages)
+    client = connect(f"chdb://{tmp_path / 'warehouse'}")
+    try:
+        migrate(client, events_ttl_days=0)
+        client.command("ALTER TABLE events DROP COLUMN call_id")  # the schema drifted
+    finally:
+        client.close()
+    sink = _sink_process(kafka_settings, tmp_path, group)
+    out, _ = sink.communicate(timeout=180)
+    assert sink.returncode == 2, out
+    halted = [line for line in out.splitlines() if line.startswith("fairuse sink: ")]
+    assert len(halted) == 1, out
+    assert "rejected the insert" in halted[0] and "into events" in halted[0], halted
+    assert "partition 0, offsets 0-" in halted[0], halted
+    assert "retrying" not in out  # not mistaken for a transient failure
+    lag = consumer_lag(kafka_settings, group, kafka_settings.topic("events"))
+    assert lag[0] == len([m for m in data.messages if m[0] == "events"])  # nothing committed

@@ -14,6 +14,10 @@ from fairuse.events import ApiCall, SessionStarted, encode_event
 from fairuse.kafka import client_kwargs
 from fairuse.records import Enforcement, UsageAccrual, Violation, dead_letter
 from fairuse.settings import KafkaSettings
+from fairuse.warehouse.batching import Batcher
+from fairuse.warehouse.client import connect
+from fairuse.warehouse.migrate import migrate
+from fairuse.warehouse.sink import BatchWriter
 
 BASE_MS = 1_793_577_600_000  # 2026-11-02T00:00:00Z
 
@@ -102,3 +106,19 @@ async def _produce(settings: KafkaSettings, messages: list[Message]) -> None:
 def produce(settings: KafkaSettings, messages: list[Message]) -> None:
     """Publish ``messages`` (waiting for the broker's acknowledgement of each)."""
     asyncio.run(_produce(settings, messages))
+
+
+def store_batches(dsn: str, batcher: Batcher) -> None:
+    """Migrate the store at ``dsn`` and write every batch ``batcher`` holds, as the sink does."""
+    client = connect(dsn)
+    try:
+        migrate(client, events_ttl_days=0)
+        writer = BatchWriter(client)
+
+        async def write_all() -> None:
+            for batch in batcher.due(0.0, drain=True):
+                await writer.write(batch)
+
+        asyncio.run(write_all())
+    finally:
+        client.close()

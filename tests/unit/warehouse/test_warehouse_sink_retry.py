@@ -1,4 +1,5 @@
-"""The sink's flush order and its retry of a failing ClickHouse (fake client and consumer)."""
+"""The sink's flush order, its retry of transient failures and its stop on a rejected batch
+(fake client and consumer)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from fairuse.settings import KafkaSettings, Settings, WarehouseSettings
-from fairuse.warehouse import sink as sink_module
 from fairuse.warehouse.batching import Batcher, decode_plan
-from fairuse.warehouse.sink import Backoff, BatchWriter, Sink
+from fairuse.warehouse.sink import Backoff, BatchWriter, Sink, SinkHalted
+from fairuse.warehouse.sink_metrics import SinkMetrics
 
 EVENT = b'{"type":"api_call","event_id":"e%d","tenant_id":"t","ts":1793577600000,"count":1}'
 
@@ -19,8 +21,14 @@ EVENT = b'{"type":"api_call","event_id":"e%d","tenant_id":"t","ts":1793577600000
 class FlakyClient:
     """Fails the first ``failures`` inserts, then stores; records every attempt."""
 
-    def __init__(self, failures: int, log: list[tuple[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        failures: int,
+        log: list[tuple[str, Any]] | None = None,
+        error: Exception | None = None,
+    ) -> None:
         self.failures = failures
+        self.error = error or ConnectionError("Connection refused")
         self.attempts: list[tuple[str, str]] = []
         self.stored: dict[str, list[list[Any]]] = {}
         self.log = log if log is not None else []
@@ -32,7 +40,7 @@ class FlakyClient:
         self.attempts.append((table, token))
         if self.failures:
             self.failures -= 1
-            raise ConnectionError("Connection refused")
+            raise self.error
         self.stored.setdefault(token, columns)
         self.log.append(("insert", token))
 
@@ -75,11 +83,68 @@ class FakeConsumer:
         )
 
 
-def _sink(client: Any, log: list, crash: bool = False) -> Sink:
+def _sink(client: Any, log: list, after_insert: Any = None, metrics: Any = None) -> Sink:
     settings = Settings(kafka=KafkaSettings(topic_prefix="x."), warehouse=WarehouseSettings())
-    sink = Sink(settings, client, crash_after_insert=crash)
+    sink = Sink(settings, client, after_insert=after_insert, metrics=metrics)
     sink._consumer = FakeConsumer(log)  # type: ignore[assignment]
     return sink
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OperationalError("Network Error: connection reset"),  # the driver's, no code
+        DatabaseError("Code: 241. Memory limit exceeded", code=241),
+        DatabaseError("Code: 252. Too many parts", code=252),
+        TimeoutError("timed out"),
+    ],
+)
+def test_transient_errors_are_retried_by_code(error: Exception) -> None:
+    client, delays = FlakyClient(failures=2, error=error), []
+
+    async def fake_sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    metrics = SinkMetrics()
+    writer = BatchWriter(client, sleep=fake_sleep, metrics=metrics)
+    batch = _batches(1)[0]
+    asyncio.run(writer.write(batch))
+    assert len(delays) == 2 and writer.inserted_rows == batch.count and not writer.failing
+    assert metrics.insert_failures.labels("events", "retried")._value.get() == 2
+    assert metrics.rows.labels("events")._value.get() == batch.count
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (DatabaseError("Code: 53. Type mismatch in column ts", code=53), "code 53"),
+        (DatabaseError("Code: 16. No such column source", code=16), "code 16"),
+        (TypeError("int() argument must be a string, not 'NoneType'"), "int() argument"),
+    ],
+)
+def test_a_schema_or_type_error_stops_the_sink_and_commits_nothing_past_the_good_batch(
+    error: Exception, shown: str
+) -> None:
+    log: list[tuple[str, Any]] = []
+    client = FlakyClient(failures=0, log=log)
+    metrics = SinkMetrics()
+    sink = _sink(client, log, metrics=metrics)
+    good, bad = _batches(2, per_batch=3)[:2]  # one batch per partition
+    asyncio.run(sink.flush([good]))
+    client.failures, client.error = 1, error
+    with pytest.raises(SinkHalted) as halted:
+        asyncio.run(sink.flush([bad]))
+    message = str(halted.value)
+    assert shown in message and f"partition {bad.partition}" in message
+    assert f"offsets {bad.first}-{bad.last}" in message and "stopped" in message
+    assert len(client.attempts) == 2  # the rejected block was not tried again
+    commits = [entry[1] for entry in log if entry[0] == "commit"]
+    tp_bad = (bad.topic, bad.partition)
+    # The good batch is committed past its end; the bad one only at its first offset (plan).
+    assert commits[1][(good.topic, good.partition)] == (good.last + 1, "")
+    assert commits[-1][tp_bad][0] == bad.first and len(commits) == 3
+    assert sink.committed_messages == good.count
+    assert metrics.insert_failures.labels("events", "fatal")._value.get() == 1
 
 
 def test_flush_order_plan_then_insert_then_commit() -> None:
@@ -97,26 +162,21 @@ def test_flush_order_plan_then_insert_then_commit() -> None:
     assert sink.committed_messages == 4
 
 
-def test_crash_hook_exits_after_the_insert_and_before_the_commit(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_fault_seam_runs_after_the_inserts_and_before_the_commit() -> None:
     log: list[tuple[str, Any]] = []
 
-    class Exited(Exception):
+    class Crashed(Exception):
         pass
 
-    def fake_exit(code: int) -> None:
-        log.append(("exit", code))
-        raise Exited
+    def crash(batches: list[Any]) -> None:
+        log.append(("crash", len(batches)))
+        raise Crashed
 
-    monkeypatch.setattr(sink_module.os, "_exit", fake_exit)
-    sink = _sink(FlakyClient(0, log), log, crash=True)
-    with pytest.raises(Exited):
+    sink = _sink(FlakyClient(0, log), log, after_insert=crash)
+    with pytest.raises(Crashed):
         asyncio.run(sink.flush(_batches(1)))
     kinds = [entry[0] for entry in log]
-    assert kinds[0] == "commit" and kinds[-1] == "exit" and kinds.count("commit") == 1
-    assert kinds.count("insert") == 2  # both partitions' batches were inserted
-    assert log[-1] == ("exit", sink_module.CRASH_EXIT_CODE)
+    assert kinds == ["commit", "insert", "insert", "crash"]  # plan, both partitions, crash
 
 
 def test_a_failed_commit_forgets_held_batches_and_rewinds_to_the_committed_offsets() -> None:

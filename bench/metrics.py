@@ -1,0 +1,151 @@
+"""Cost of the worker's Prometheus metrics, and the series one worker exposes; prints figures.
+
+0. In one process, no broker: the per-batch metrics work (``tally`` + ``WorkerMetrics.
+   batch_done``) against ``StreamCore.process`` of the same batches, alternating, as a share of
+   the core's time: an upper bound of the cost in the worker, whose CPU goes to more than the
+   core. Stable on a busy machine.
+1. Throughput of ``fairuse worker`` over the same pre-produced events with metrics on and off
+   (``FAIRUSE_METRICS_ENABLED``), alternating, ``--rounds`` times each, in one run: each rate,
+   the medians and their ratio. bench/stream.py measures the worker the same way (fresh topics
+   and group per run; events/s from the first progress to everything committed).
+2. Series per worker: ``/metrics`` of a worker that processed a simulated fleet, counted by
+   metric family (``fairuse_*`` and the process's own).
+
+    FAIRUSE_KAFKA_BOOTSTRAP=127.0.0.1:19092 .venv/bin/python bench/metrics.py [--events 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+from stream import REPO, fleet, fresh, produce, wait_caught_up, worker_throughput
+
+from fairuse.policy import DEFAULT_POLICY
+from fairuse.settings import KafkaSettings, load_settings
+from fairuse.stream.core import Inbound, StreamCore
+from fairuse.stream.metrics import WorkerMetrics, tally
+
+BATCH = 4000  # the worker's default FAIRUSE_WORKER_BATCH_MAX
+
+
+def in_process_share(pairs: list, kafka: KafkaSettings, rounds: int) -> tuple[float, float]:
+    """(core µs per event, metrics µs per event), medians over ``rounds`` passes."""
+    topic = kafka.topic("events")
+    messages = [Inbound(payload, topic, i % 8, i // 8) for i, (_, payload) in enumerate(pairs)]
+    batches = [messages[i : i + BATCH] for i in range(0, len(messages), BATCH)]
+    core_s, metrics_s = [], []
+    for _ in range(rounds):
+        core, metrics = StreamCore(DEFAULT_POLICY, kafka, {}), WorkerMetrics()
+        spent_core = spent_metrics = 0.0
+        for batch_messages in batches:
+            started = time.perf_counter()
+            core.begin()
+            batch = core.process(batch_messages)
+            core.commit()
+            done = time.perf_counter()
+            counts = tally(batch_messages, batch.outputs, kafka.topic_prefix)
+            metrics.batch_done(
+                counts, redelivered=batch.skipped, event_id_duplicates=0,
+                state_bytes=0, changelog_bytes=0, duration_s=done - started,
+            )  # fmt: skip
+            spent_metrics += time.perf_counter() - done
+            spent_core += done - started
+        core_s.append(spent_core)
+        metrics_s.append(spent_metrics)
+    per_event = 1e6 / len(messages)
+    return statistics.median(core_s) * per_event, statistics.median(metrics_s) * per_event
+
+
+async def rates(base: KafkaSettings, pairs: list, workdir: Path, rounds: int) -> dict[str, list]:
+    """Worker events/s with metrics on and off, alternating."""
+    found: dict[str, list[float]] = {"on": [], "off": []}
+    for _ in range(rounds):
+        for mode in ("on", "off"):
+            os.environ["FAIRUSE_METRICS_ENABLED"] = "true" if mode == "on" else "false"
+            rate = await worker_throughput(base, pairs, workdir)
+            found[mode].append(rate)
+            print(f"  metrics {mode:<3} {rate:,.0f} events/s", flush=True)
+    os.environ.pop("FAIRUSE_METRICS_ENABLED", None)
+    return found
+
+
+async def series(base: KafkaSettings, pairs: list, workdir: Path) -> Counter[str]:
+    """Samples per metric family on a worker's /metrics after it processed ``pairs``."""
+    kafka = await fresh(base)
+    await produce(kafka, pairs)
+    app_id, port = f"bench-{uuid.uuid4().hex[:8]}", 20000 + uuid.uuid4().int % 20000
+    env = {
+        **os.environ,
+        "FAIRUSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "FAIRUSE_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        "FAIRUSE_KAFKA_EVENTS_PARTITIONS": str(kafka.events_partitions),
+        "FAIRUSE_DATA_DIR": str(workdir),
+        "FAIRUSE_WORKER_APP_ID": app_id,
+        "FAIRUSE_WORKER_WEB_PORT": str(port),
+        "FAIRUSE_METRICS_LAG_INTERVAL_S": "1",
+    }
+    with (workdir / f"{app_id}.log").open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "fairuse", "worker"], env=env, stdout=log, stderr=log, cwd=REPO
+        )
+    try:
+        await wait_caught_up(kafka, app_id, len(pairs))
+        await asyncio.sleep(3)  # let the lag timer read the lag once more
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    finally:
+        worker.kill()
+        worker.wait()
+    return Counter(
+        family.name for family in text_string_to_metric_families(text) for _ in family.samples
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--tenants", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    base = load_settings().kafka
+    workdir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
+    pairs = fleet(args.events, args.tenants)
+    print(
+        f"broker {base.bootstrap}, {base.events_partitions} partitions, {len(pairs):,} events "
+        f"of {args.tenants} tenants, {args.rounds} rounds, logs in {workdir}"
+    )
+    core_us, metrics_us = in_process_share(pairs, base, args.rounds)
+    print(
+        f"in process  core {core_us:.1f} µs/event, metrics {metrics_us:.2f} µs/event: "
+        f"{metrics_us / core_us:.1%} of the core's time"
+    )
+    found = await rates(base, pairs, workdir, args.rounds)
+    on, off = statistics.median(found["on"]), statistics.median(found["off"])
+    print(
+        f"throughput  median with metrics {on:,.0f} events/s, without {off:,.0f} events/s: "
+        f"cost {1 - on / off:+.1%}"
+    )
+    counts = await series(base, pairs[:20_000], workdir)
+    ours = {name: n for name, n in counts.items() if name.startswith("fairuse_")}
+    print(
+        f"series      {sum(counts.values())} samples per worker on {base.events_partitions} "
+        f"partitions, {sum(ours.values())} of them fairuse_* in {len(ours)} families:"
+    )
+    for name, n in sorted(ours.items(), key=lambda item: (-item[1], item[0])):
+        print(f"            {n:4d}  {name}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
