@@ -155,6 +155,8 @@ RejectionReason = Literal[
     "unsupported_version",
     "stop_before_start",
     "duplicate_start",
+    "notice_out_of_bounds",
+    "rejected_session",
 ]
 
 
@@ -253,7 +255,7 @@ def _build(obj: dict[str, Any]) -> Event:
     if cls is SessionStarted:
         media = _string(obj, "media")
         if media == "audio":
-            extra = {"channels": _int(obj, "channels", 1, 2, default=1)}
+            extra = {"channels": _int(obj, "channels", 1, 8, default=1)}
         elif media == "video":
             extra = {
                 "width": _int(obj, "width", 1, MAX_DIMENSION_PX, default=1920),

@@ -61,14 +61,33 @@ class Limits:
     enforcement_action: EnforcementAction = "throttle"
     session_expiry_s: int = 600
     timezone: str = "UTC"
+    # optional settings (issue 9); a file that omits them gets these defaults
+    allowance: str = "pooled"
+    channel_weighting: str = "per_channel"
+    notice_min_lead: int = 24
+    notice_max_length: int = 14
+    throttle_days: int = 0
 
     def __post_init__(self) -> None:
         for name in FLOAT_FIELDS:  # 8 and 8.0 are one limit: store floats, hash and print alike
             object.__setattr__(self, name, float(getattr(self, name)))
 
 
-LIMIT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Limits) if f.name != "timezone")
-"""The fields every revision must state (all of :class:`Limits` but ``timezone``)."""
+OPTIONAL_FIELDS: tuple[str, ...] = (
+    "allowance",
+    "channel_weighting",
+    "notice_min_lead",
+    "notice_max_length",
+    "throttle_days",
+)
+"""Settings a revision may omit (then :class:`Limits`' defaults apply)."""
+LIMIT_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in fields(Limits) if f.name != "timezone" and f.name not in OPTIONAL_FIELDS
+)
+"""The fields every revision must state (all of :class:`Limits` but ``timezone`` and the
+optional settings)."""
+SETTING_FIELDS: tuple[str, ...] = (*LIMIT_FIELDS, "timezone", *OPTIONAL_FIELDS)
+"""Every field of :class:`Limits`, in the order a policy file shows them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +215,17 @@ def _timezone(value: object) -> str:
     return value
 
 
+def _choice(*allowed: str) -> Callable[[object], str]:
+    wanted = " or ".join(json.dumps(a) for a in allowed)
+
+    def check(value: object) -> str:
+        if value not in allowed:
+            raise ValueError(f"must be {wanted}, got {_show(value)}")
+        return str(value)
+
+    return check
+
+
 _POSITIVE_INT = _integer(1, MAX_COUNT, "a positive integer")
 _POSITIVE_NUMBER = _number("a positive number", lambda v: v > 0)
 _CHECKS: dict[str, Callable[[object], object]] = {
@@ -211,9 +241,14 @@ _CHECKS: dict[str, Callable[[object], object]] = {
     "enforcement_action": _action,
     "session_expiry_s": _POSITIVE_INT,
     "timezone": _timezone,
+    "allowance": _choice("pooled", "per_user"),
+    "channel_weighting": _choice("per_channel", "flat"),
+    "notice_min_lead": _integer(0, 8760, "a number of hours from 0 to 8760"),
+    "notice_max_length": _integer(1, 366, "a number of days from 1 to 366"),
+    "throttle_days": _integer(0, 366, "a number of days from 0 to 366 (0: end of the period)"),
 }
-_REVISION_KEYS = ("id", "effective_from", *LIMIT_FIELDS, "timezone", "tenants")
-_TENANT_KEYS = (*LIMIT_FIELDS, "timezone")
+_REVISION_KEYS = ("id", "effective_from", *SETTING_FIELDS, "tenants")
+_TENANT_KEYS = SETTING_FIELDS
 
 
 # --- line numbers ------------------------------------------------------------------------------
@@ -350,7 +385,7 @@ class _Reader:
                 f"field 'id' must be 1-64 of [A-Za-z0-9._-], got {_show(raw_id)}",
             )
         effective_from_ms = self.instant(table["effective_from"], line_of("effective_from"), where)
-        values = self.values(table, (*LIMIT_FIELDS, "timezone"), line_of, where)
+        values = self.values(table, SETTING_FIELDS, line_of, where)
         limits = Limits(**values)
         stated = self.tenants(index, table.get("tenants", {}), line_of, where)
         return Revision(raw_id, effective_from_ms, limits), stated
@@ -481,6 +516,9 @@ def _toml_value(value: object) -> str:
     return str(value)
 
 
+_DEFAULTS = Limits()
+
+
 def policy_to_toml(policy: Policy) -> str:
     """The policy as TOML that :func:`parse_policy` reads back equal.
 
@@ -492,16 +530,16 @@ def policy_to_toml(policy: Policy) -> str:
     for revision in policy.revisions:
         out += ["[[revision]]", f"id = {json.dumps(revision.id)}"]
         out.append(f"effective_from = {format_instant(revision.effective_from_ms)}")
-        for name in (*LIMIT_FIELDS, "timezone"):
+        for name in SETTING_FIELDS:
             value = getattr(revision.limits, name)
-            if name != "timezone" or value != "UTC":
+            if name in LIMIT_FIELDS or value != getattr(_DEFAULTS, name):
                 out.append(f"{name} = {_toml_value(value)}")
         for tenant_id in sorted(revision.tenants.keys() | in_force.keys()):
             target = revision.limits_for(tenant_id)
             carried = in_force.setdefault(tenant_id, {})
             changed = {
                 name: getattr(target, name)
-                for name in (*LIMIT_FIELDS, "timezone")
+                for name in SETTING_FIELDS
                 if getattr(target, name) != carried.get(name, getattr(revision.limits, name))
             }
             if changed:

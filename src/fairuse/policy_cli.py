@@ -13,8 +13,9 @@ import argparse
 import time
 
 from fairuse.errors import PolicyError
+from fairuse.ledger.calendar import calendar_for
 from fairuse.policy import (
-    LIMIT_FIELDS,
+    SETTING_FIELDS,
     Limits,
     Policy,
     Revision,
@@ -37,6 +38,11 @@ UNITS: dict[str, str] = {
     "enforcement_action": "",
     "session_expiry_s": "s",
     "timezone": "",
+    "allowance": "(pooled: the tenant's hours together; per_user: each user's own)",
+    "channel_weighting": "(per_channel: each audio channel counts; flat: any audio as mono)",
+    "notice_min_lead": "h before a prior notice's start",
+    "notice_max_length": "days at most per prior notice",
+    "throttle_days": "days a throttle lasts (0: to the end of its period)",
 }
 
 _ACTIONS_ATTR = "fairuse_policy_actions"
@@ -80,13 +86,34 @@ def _parse_instant(text: str) -> int:
 
 def _limit_lines(limits: Limits, base: Limits | None = None) -> list[str]:
     lines = []
-    for name in (*LIMIT_FIELDS, "timezone"):
+    for name in SETTING_FIELDS:
         value = getattr(limits, name)
         if base is not None and value == getattr(base, name):
             continue
         shown = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
         lines.append(f"    {name:<24} {shown} {UNITS[name]}".rstrip())
     return lines
+
+
+def first_periods(effective_from_ms: int, timezone: str) -> tuple[str, str]:
+    """The first local day and month (``YYYY-MM-DD``, ``YYYY-MM``) in ``timezone`` that start at
+    or after ``effective_from_ms``: the first periods a revision governs."""
+    calendar = calendar_for(timezone)
+    day = calendar.day_of(effective_from_ms)
+    if calendar.period_start(day) < effective_from_ms:
+        day = calendar.day_of(calendar.period_end(day))
+    month = day[:7]
+    if calendar.period_start(month) < effective_from_ms:
+        month = calendar.day_of(calendar.period_end(month))[:7]
+    return day, month
+
+
+def _governs(revision: Revision, limits: Limits, who: str) -> str:
+    day, month = first_periods(revision.effective_from_ms, limits.timezone)
+    return (
+        f"  first governs{who}: daily metrics from {day}, monthly metrics from {month} "
+        f"({limits.timezone} days)"
+    )
 
 
 def describe(policy: Policy, now_ms: int, only: Revision | None = None) -> list[str]:
@@ -99,11 +126,14 @@ def describe(policy: Policy, now_ms: int, only: Revision | None = None) -> list[
         marker = " (in force now)" if revision is current else ""
         start = format_instant(revision.effective_from_ms)
         lines.append(f"revision {revision.id!r} effective from {start}{marker}")
+        lines.append(_governs(revision, revision.limits, ""))
         lines += _limit_lines(revision.limits)
         for tenant_id, limits in sorted(revision.tenants.items()):
             carried = "" if tenant_id in revision.stated else " (carried from an earlier revision)"
             lines.append(f"  tenant {tenant_id!r} overrides{carried}:")
             lines += _limit_lines(limits, revision.limits) or ["    (nothing)"]
+            if limits.timezone != revision.limits.timezone:
+                lines.append(_governs(revision, limits, f" tenant {tenant_id!r}"))
     return lines
 
 

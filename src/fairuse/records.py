@@ -17,7 +17,7 @@ import orjson
 from fairuse.events import Metric, Rejection, RejectionReason
 
 Status = Literal["warning", "exceeded", "excused"]
-EnforcementKind = Literal["notice", "action"]
+EnforcementKind = Literal["notice", "action", "lapsed", "lifted"]
 EnforcementAction = Literal["throttle", "charge"]
 Unit = Literal["hours", "calls", "calls_per_user"]
 
@@ -60,9 +60,10 @@ class Violation(Record):
     observed: float
     limit: float
     unit: Unit
-    seats: int
+    seats: float
     policy_revision: str
     ts: int
+    user_id: str = ""  # per-user allowance: the user whose own hours are measured; "" pooled
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,9 @@ class Enforcement(Record):
     ts: int
     effective_at: int
     strikes: tuple[str, ...]
+    metrics: tuple[dict[str, Any], ...] = ()  # each strike's metric, period, observed, limit,
+    # excess and unit (notice and action)
+    until: int | None = None  # a throttle action's end (exclusive); None otherwise
 
 
 @dataclass(frozen=True, slots=True)

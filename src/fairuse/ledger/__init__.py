@@ -7,7 +7,8 @@ wiring them). See ``docs/ledger-rules.md``.
 """
 
 from fairuse.ledger.engine import Ledger
+from fairuse.ledger.escalation import throttled_until
 from fairuse.ledger.state import TenantState
 from fairuse.ledger.view import usage_view
 
-__all__ = ["Ledger", "TenantState", "usage_view"]
+__all__ = ["Ledger", "TenantState", "throttled_until", "usage_view"]

@@ -20,7 +20,7 @@ _MS = timedelta(milliseconds=1)
 class Calendar:
     """Local days of one time zone: ``day_of(ts)`` and ``split(start, end)``, both cached."""
 
-    __slots__ = ("_bounds", "_last", "_utc", "_zone", "timezone")
+    __slots__ = ("_bounds", "_ends", "_last", "_starts", "_utc", "_zone", "timezone")
 
     def __init__(self, timezone: str) -> None:
         self.timezone = timezone
@@ -28,6 +28,8 @@ class Calendar:
         self._utc = timezone in ("UTC", "Etc/UTC", "Etc/UCT", "UCT", "Zulu", "Etc/Zulu")
         self._bounds: dict[int, tuple[int, int, str]] = {}
         self._last: tuple[int, int, str] = (0, 0, "")
+        self._starts: dict[str, int] = {}
+        self._ends: dict[str, int] = {}
 
     def _window(self, ts: int) -> tuple[int, int, str]:
         """``(start_ms, end_ms, 'YYYY-MM-DD')`` of the local day holding ``ts``."""
@@ -63,6 +65,36 @@ class Calendar:
     def day_of(self, ts: int) -> str:
         """The local day (``YYYY-MM-DD``) of the instant ``ts`` (epoch ms)."""
         return self._window(ts)[2]
+
+    def period_start(self, period: str) -> int:
+        """The first instant of a local day (``YYYY-MM-DD``) or month (``YYYY-MM``) (cached)."""
+        start = self._starts.get(period)
+        if start is None:
+            start = self._starts[period] = self._period_start(period)
+        return start
+
+    def _period_start(self, period: str) -> int:
+        day = date.fromisoformat(period if len(period) == 10 else period + "-01")
+        if self._utc:
+            return (day.toordinal() - _EPOCH_DAY) * DAY_MS
+        window = self._bounds.get(day.toordinal())
+        if window is None:
+            window = self._bounds[day.toordinal()] = self._local_window(day)
+        return window[0]
+
+    def period_end(self, period: str) -> int:
+        """The first instant after a local day (``YYYY-MM-DD``) or month (``YYYY-MM``) (cached)."""
+        end = self._ends.get(period)
+        if end is None:
+            end = self._ends[period] = self._period_end(period)
+        return end
+
+    def _period_end(self, period: str) -> int:
+        if len(period) == 10:
+            following = date.fromisoformat(period) + timedelta(days=1)
+            return self.period_start(following.isoformat())
+        year, month = int(period[:4]), int(period[5:7])
+        return self.period_start(f"{year + month // 12:04d}-{month % 12 + 1:02d}")
 
     def split(self, start: int, end: int) -> list[tuple[str, int]]:
         """``[(day, ms), ...]`` covering ``[start, end)`` exactly, one piece per local day."""

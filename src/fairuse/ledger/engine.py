@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
+import orjson
+
 from fairuse.errors import ConfigError
 from fairuse.events import (
     ApiCall,
@@ -31,7 +33,7 @@ from fairuse.ledger.calendar import DAY_MS, Calendar, calendar_for
 from fairuse.ledger.dedup import DEFAULT_HORIZON_MS
 from fairuse.ledger.intake import parse
 from fairuse.ledger.keyed import DictKeys, Keys
-from fairuse.ledger.state import HeldStop, Session, TenantState
+from fairuse.ledger.state import EXPIRED, USER_SEP, HeldStop, Session, TenantState
 from fairuse.ledger.summary import Archive, archive_period, summary_rows
 from fairuse.policy import Limits, Policy, Revision
 from fairuse.records import (
@@ -55,16 +57,33 @@ class _Step:
     appended at the end.
     """
 
-    __slots__ = ("calendar", "enforcement", "limits", "out", "revision", "state", "touched", "ts")
+    __slots__ = (
+        "calendar",
+        "enforcement",
+        "limits",
+        "out",
+        "period_rules",
+        "revision",
+        "state",
+        "touched",
+        "ts",
+    )
 
     def __init__(
-        self, state: TenantState, revision: Revision, limits: Limits, calendar: Calendar, ts: int
+        self,
+        state: TenantState,
+        revision: Revision,
+        limits: Limits,
+        calendar: Calendar,
+        ts: int,
+        period_rules: Callable[[str, Calendar, str], tuple[Revision, Limits]] | None,
     ) -> None:
         self.state = state
         self.revision = revision
         self.limits = limits
         self.calendar = calendar
         self.ts = ts
+        self.period_rules = period_rules
         self.out: list[OutputRecord] = []
         self.enforcement: list[Enforcement] | None = None
         self.touched: list[tuple[str, str]] | None = None
@@ -99,22 +118,42 @@ class _Step:
         )
 
     def accrue(self, session_id: str, session: Session, until_ts: int, event_id: str) -> None:
-        """Rules 1-3: count the session's time up to ``until_ts``, split at local days."""
+        """Rules 1-3: count the session's time up to ``until_ts``, split at local days; an event
+        after a gap longer than the expiry accrues nothing and is counted late instead."""
+        state = self.state
+        if (
+            until_ts - session.last_seen > self.limits.session_expiry_s * 1000
+            or session.status == EXPIRED
+        ):  # after a gap longer than the expiry, or after the session expired: late
+            session.status = EXPIRED
+            metrics.count_late(state, session.metric, self.calendar.day_of(until_ts)[:7])
+            return
         span = sessions.accrue(session, until_ts)
         if span is None:
             return
-        state = self.state
         tenant_id = state.tenant_id
         metric = session.metric
         weight = session.weight
         user_id = session.user_id
         append = self.out.append
         add_session_time = metrics.add_session_time
+        own = f"{metric}{USER_SEP}{user_id}" if self.limits.allowance == "per_user" else ""
+        at = span[0]
         for day, raw_ms in self.calendar.split(*span):
             weighted = raw_ms * weight
             month = day[:7]
-            add_session_time(state, metric, month, raw_ms, weighted)
-            self.touch(metric, month)
+            announced = (
+                notices.announced_ms(state, metric, at, at + raw_ms) * weight
+                if state.notices
+                else 0.0
+            )
+            at += raw_ms
+            add_session_time(state, metric, month, raw_ms, weighted, announced)
+            if own:
+                add_session_time(state, own, month, raw_ms, weighted, announced)
+                self.touch(own, month)
+            else:
+                self.touch(metric, month)
             append(
                 UsageAccrual(
                     tenant_id=tenant_id,
@@ -129,10 +168,17 @@ class _Step:
             )
 
     def check_touched(self, touched: list[tuple[str, str]]) -> None:
-        """Rules 5-6 for every metric period this event changed."""
-        state, limits = self.state, self.limits
+        """Rules 5-6 for every metric period this event changed, each judged by the revision in
+        force at the period's start (escalation by the limits in force at the event)."""
+        state = self.state
         for metric, period in touched:
-            observed, limit, seat_count = metrics.measure(state, metric, period, limits)
+            if self.period_rules is None:  # one revision: it judges every period
+                revision, limits = self.revision, self.limits
+            else:
+                revision, limits = self.period_rules(state.tenant_id, self.calendar, period)
+            observed, limit, seat_count = metrics.measure(
+                state, metric, period, limits, self.calendar
+            )
             if observed < limits.warning_ratio * limit:
                 continue
             found = thresholds.check(
@@ -143,12 +189,12 @@ class _Step:
                 limit,
                 seats=seat_count,
                 warning_ratio=limits.warning_ratio,
-                revision_id=self.revision.id,
+                revision_id=revision.id,
                 ts=self.ts,
             )
             for violation in found:
                 self.out.append(violation)
-                actions = escalation.on_violation(state, violation, limits)
+                actions = escalation.on_violation(state, violation, self.limits, self.calendar)
                 if actions:
                     if self.enforcement is None:
                         self.enforcement = []
@@ -174,7 +220,7 @@ def _on_start(step: _Step, event: SessionStarted, raw: bytes | str | None, sourc
             event.ts,
         )
         return
-    session = sessions.open_session(state, event)
+    session = sessions.open_session(state, event, flat=step.limits.channel_weighting == "flat")
     held = sessions.take_held_stop(state, sid)
     if held is None:
         return
@@ -192,12 +238,31 @@ def _on_start(step: _Step, event: SessionStarted, raw: bytes | str | None, sourc
     sessions.end_session(state, sid, held.ts)
 
 
+def _reject_orphan(
+    step: _Step, event: SessionHeartbeat | SessionStopped, raw: bytes | str | None, source: str
+) -> bool:
+    """Dead-letter a heartbeat or stop of a session whose start was dead-lettered."""
+    if event.session_id not in step.state.rejected:
+        return False
+    step.reject(
+        raw if raw is not None else encode_event(event),
+        "rejected_session",
+        f"the start of session '{event.session_id}' was dead-lettered",
+        source,
+        event.event_id,
+        event.ts,
+    )
+    return True
+
+
 def _on_heartbeat(
     step: _Step, event: SessionHeartbeat, raw: bytes | str | None, source: str
 ) -> None:
     session = step.state.sessions.get(event.session_id)
     if session is not None:
         step.accrue(event.session_id, session, event.ts, event.event_id)
+    elif step.state.rejected:
+        _reject_orphan(step, event, raw, source)
 
 
 def _on_stop(step: _Step, event: SessionStopped, raw: bytes | str | None, source: str) -> None:
@@ -205,6 +270,8 @@ def _on_stop(step: _Step, event: SessionStopped, raw: bytes | str | None, source
     sid = event.session_id
     session = state.sessions.get(sid)
     if session is None:
+        if state.rejected and _reject_orphan(step, event, raw, source):
+            return
         if not sessions.has_stopped(state, sid):
             held = HeldStop(event.event_id, event.ts, _raw_text(raw, event), source)
             sessions.hold_stop(state, sid, held)
@@ -251,6 +318,7 @@ def _roster_changed(step: _Step) -> None:
 
 
 def _on_activated(step: _Step, event: UserActivated, raw: bytes | str | None, source: str) -> None:
+    metrics.integrate_seats(step.state, step.calendar, event.ts)
     if metrics.activate_user(step.state, event.user_id):
         _roster_changed(step)
 
@@ -258,12 +326,23 @@ def _on_activated(step: _Step, event: UserActivated, raw: bytes | str | None, so
 def _on_deactivated(
     step: _Step, event: UserDeactivated, raw: bytes | str | None, source: str
 ) -> None:
+    metrics.integrate_seats(step.state, step.calendar, event.ts)
     if metrics.deactivate_user(step.state, event.user_id):
         _roster_changed(step)
 
 
 def _on_notice(step: _Step, event: UsageNotice, raw: bytes | str | None, source: str) -> None:
-    notices.add_notice(step.state, event)
+    why = notices.out_of_bounds(event, step.limits)
+    notices.add_notice(step.state, event, why)
+    if why:
+        step.reject(
+            raw if raw is not None else encode_event(event),
+            "notice_out_of_bounds",
+            f"{why}: kept, but it excuses nothing",
+            source,
+            event.event_id,
+            event.ts,
+        )
 
 
 _HANDLERS: dict[type[Event], Callable[[_Step, Any, bytes | str | None, str], None]] = {
@@ -305,6 +384,7 @@ class Ledger:
         self.duplicates = 0
         self._archive: Archive = {}
         self._rules: dict[str, _Rules] = {}  # per tenant: the policy in force, cached
+        self._period_rules: dict[tuple[str, str, str], tuple[Revision, Limits]] = {}
 
     @property
     def policy(self) -> Policy:
@@ -315,13 +395,50 @@ class Ledger:
     def policy(self, policy: Policy) -> None:
         self._policy = policy
         self._rules.clear()
+        self._period_rules.clear()
 
     def process(self, raw: bytes | str, source: str) -> list[OutputRecord]:
         """Parse one payload and apply it; a rejection becomes a dead letter from ``source``."""
         parsed = parse(raw)
         if isinstance(parsed, Rejection):
-            return [rejected(raw, parsed, source=source)]
+            return [rejected(raw, parsed, source=source), *self._rejected_start(raw, parsed)]
         return self.process_event(parsed, raw, source)
+
+    def _rejected_start(self, raw: bytes | str, rejection: Rejection) -> list[OutputRecord]:
+        """Note a dead-lettered ``session_started`` of a known tenant and session id, so that
+        its heartbeats and stop are dead-lettered too (and a stop held for it now)."""
+        if (
+            not rejection.tenant_id
+            or rejection.ts is None
+            or b"session_started" not in (raw.encode() if isinstance(raw, str) else raw)
+        ):
+            return []
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return []
+        session_id = obj.get("session_id") if isinstance(obj, dict) else None
+        if obj.get("type") != "session_started" or not isinstance(session_id, str):
+            return []
+        tenant_id = rejection.tenant_id
+        state = self.states.get(tenant_id)
+        if state is None:
+            state = TenantState.new(tenant_id, self.keys)
+        held = sessions.note_rejected_start(state, session_id, rejection.ts)
+        self.states[tenant_id] = state
+        if held is None:
+            return []
+        return [
+            dead_letter(
+                held.raw,
+                "rejected_session",
+                f"the start of session '{session_id}' was dead-lettered",
+                source=held.source,
+                tenant_id=tenant_id,
+                event_id=held.event_id,
+                ts=held.ts,
+            )
+        ]
 
     def process_event(
         self, event: Event, raw: bytes | str | None, source: str
@@ -337,11 +454,26 @@ class Ledger:
             return []
         if ts > state.clock_ms:
             state.clock_ms = ts
+        if not state.seat_time.since:
+            state.seat_time.since = state.seat_time.upto = ts
         rules = self._rules.get(tenant_id)
         if rules is None or not rules[0] <= ts < rules[1]:
             rules = self._rules[tenant_id] = self._rules_at(tenant_id, ts)
         limits = rules[3]
-        step = _Step(state, rules[2], limits, rules[4], ts)
+        step = _Step(
+            state,
+            rules[2],
+            limits,
+            rules[4],
+            ts,
+            self._rules_of_period if len(self._policy.revisions) > 1 else None,
+        )
+        if state.pending is not None:
+            step.enforcement = escalation.lapse(state, limits) or None
+        if state.throttle is not None:
+            lifted = escalation.lift(state)
+            if lifted:
+                step.enforcement = (step.enforcement or []) + lifted
         _HANDLERS[type(event)](step, event, raw, source)
         if step.touched is not None:
             step.check_touched(step.touched)
@@ -361,6 +493,20 @@ class Ledger:
         lower = starts[index] if index > 0 else -(2**63)
         upper = starts[index + 1] if index + 1 < len(starts) else 2**63
         return lower, upper, revision, limits, calendar_for(limits.timezone)
+
+    def _rules_of_period(
+        self, tenant_id: str, calendar: Calendar, period: str
+    ) -> tuple[Revision, Limits]:
+        """The revision and limits that judge a local day or month: those in force at its
+        start (a revision governs the periods that start at or after its ``effective_from``)."""
+        key = (tenant_id, calendar.timezone, period)
+        found = self._period_rules.get(key)
+        if found is None:
+            if len(self._period_rules) > 100_000:
+                self._period_rules.clear()
+            found = self._policy.limits_at(tenant_id, calendar.period_start(period))
+            self._period_rules[key] = found
+        return found
 
     def expire_idle(
         self, now_ms: int, tenant_ids: Iterable[str] | None = None
@@ -401,3 +547,4 @@ class Ledger:
             for period in [p for p in rows if p[:7] < keep_from]:
                 archive_period(self._archive, state.tenant_id, metric, period, rows.pop(period))
         state.marks.prune(keep_from)
+        metrics.prune_seat_time(state, keep_from)

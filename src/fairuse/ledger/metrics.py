@@ -5,14 +5,17 @@
 - ``api_calls``: calls per local day; limit = api_calls_per_day.
 - ``stored_calls_per_user``: stored calls / seats, per local month; limit = stored_calls_per_user.
 
-Seats = distinct named active users at that moment, at least 1. Stored calls = distinct call ids
-stored and not deleted.
+Seats of audio/video hours = the month's seat-days divided by the days elapsed so far (named
+active users integrated over event time from the later of the month's start and the tenant's
+first event, up to the tenant clock), at least 1. Seats of stored calls per user = named active
+users now, at least 1. Stored calls = distinct call ids stored and not deleted.
 """
 
 from __future__ import annotations
 
 from fairuse.events import Metric
-from fairuse.ledger.state import CallsRow, HoursRow, Row, StoredRow, TenantState
+from fairuse.ledger.calendar import Calendar
+from fairuse.ledger.state import USER_SEP, CallsRow, HoursRow, Row, StoredRow, TenantState
 from fairuse.policy import Limits
 from fairuse.records import Unit
 
@@ -32,7 +35,50 @@ def seats(state: TenantState) -> int:
     return len(state.users) or 1
 
 
-def limit_of(metric: str, limits: Limits, seat_count: int) -> float | int:
+def integrate_seats(state: TenantState, calendar: Calendar, until: int) -> None:
+    """Add the named active users x time from the last integration up to ``until`` to the
+    months' seat time (call before the roster changes; an earlier ``until`` adds nothing)."""
+    seat_time = state.seat_time
+    if not seat_time.since:
+        seat_time.since = seat_time.upto = until
+        return
+    at = seat_time.upto
+    if until <= at:
+        return
+    count = len(state.users)
+    months = seat_time.months
+    while at < until:
+        month = calendar.day_of(at)[:7]
+        end = min(calendar.period_end(month), until)
+        months[month] = months.get(month, 0.0) + count * (end - at)
+        at = end
+    seat_time.upto = until
+
+
+def average_seats(state: TenantState, calendar: Calendar, month: str) -> float:
+    """The month's seats: seat-ms / ms elapsed up to the tenant clock, at least 1."""
+    seat_time = state.seat_time
+    start = calendar.period_start(month)
+    begin = max(start, seat_time.since)
+    count = len(state.users)
+    if seat_time.upto <= begin:  # no roster change inside the month: the count throughout
+        return float(count or 1)
+    now = min(state.clock_ms, calendar.period_end(month))
+    if now <= begin:
+        return float(count or 1)
+    upto = min(seat_time.upto, now)
+    total = seat_time.months.get(month, 0.0) + count * (now - upto)
+    return max(1.0, total / (now - begin))
+
+
+def prune_seat_time(state: TenantState, keep_from: str) -> None:
+    """Forget the seat time of months before ``keep_from`` (``YYYY-MM``)."""
+    months = state.seat_time.months
+    for month in [m for m in months if m < keep_from]:
+        del months[month]
+
+
+def limit_of(metric: str, limits: Limits, seat_count: float) -> float | int:
     """The limit of ``metric`` for a period, in the metric's unit."""
     if metric == "audio_hours":
         return limits.audio_hours_per_day * limits.working_days_per_month * seat_count
@@ -51,18 +97,31 @@ def _rows(state: TenantState, metric: str) -> dict[str, Row]:
 
 
 def add_session_time(
-    state: TenantState, metric: str, month: str, raw_ms: int, weighted: float
+    state: TenantState, metric: str, month: str, raw_ms: int, weighted: float, announced: float
 ) -> None:
-    """Add one accrual piece to the month's hours row."""
+    """Add one accrual piece to the month's hours row (``announced``: the weighted part of it
+    inside prior notices)."""
     rows = state.periods.get(metric)
     if rows is None:
         rows = state.periods[metric] = {}
     row = rows.get(month)
     if row is None:
-        rows[month] = HoursRow(weighted, raw_ms)
+        rows[month] = HoursRow(weighted, raw_ms, announced=announced)
     else:
         row.weighted_ms += weighted  # type: ignore[union-attr]
         row.raw_ms += raw_ms  # type: ignore[union-attr]
+        if announced:
+            row.announced += announced  # type: ignore[union-attr]
+
+
+def count_late(state: TenantState, metric: str, month: str) -> None:
+    """Count one heartbeat or stop of a session already ended by a gap (``late_after_expiry``)."""
+    rows = _rows(state, metric)
+    row = rows.get(month)
+    if row is None:
+        rows[month] = HoursRow(0.0, 0, late=1)
+    else:
+        row.late += 1  # type: ignore[union-attr]
 
 
 def add_api_calls(state: TenantState, day: str, count: int) -> None:
@@ -102,12 +161,18 @@ def deactivate_user(state: TenantState, user_id: str) -> bool:
 
 
 def measure(
-    state: TenantState, metric: str, period: str, limits: Limits
-) -> tuple[float | int, float | int, int]:
+    state: TenantState, metric: str, period: str, limits: Limits, calendar: Calendar
+) -> tuple[float | int, float | int, float]:
     """``(observed, limit, seats)`` of the period now, noting the limit (and stored calls per
     user) in the period's row, created for stored_calls_per_user if missing."""
-    seat_count = len(state.users) or 1
-    limit = limit_of(metric, limits, seat_count)
+    base, own, _ = metric.partition(USER_SEP)
+    if own:  # one user's own hours: the allowance of one seat
+        seat_count: float = 1.0
+    elif metric in HOUR_METRICS:
+        seat_count = average_seats(state, calendar, period)
+    else:
+        seat_count = seats(state)
+    limit = limit_of(base, limits, seat_count)
     rows = _rows(state, metric)
     row = rows.get(period)
     if metric == "stored_calls_per_user":
@@ -119,4 +184,4 @@ def measure(
     row.limit = limit
     if type(row) is CallsRow:
         return row.calls, limit, seat_count
-    return row.weighted_ms / MS_PER_HOUR, limit, seat_count  # type: ignore[union-attr]
+    return (row.weighted_ms - row.announced) / MS_PER_HOUR, limit, seat_count  # type: ignore[union-attr]

@@ -2,9 +2,13 @@
 
 Each heartbeat and the stop add the time since the last accrual. A stop that arrives before its
 start is held and applied when the start arrives. A heartbeat older than the last accrual adds
-nothing; a heartbeat of an unknown (or already stopped) session is ignored. A session silent for
-longer than the expiry is closed; it already accrued up to its last heartbeat, and a later
-heartbeat or stop still adds its time, so with a stop the total is always stop - start.
+nothing; a heartbeat of an unknown (or already stopped) session is ignored.
+
+No phantom time: a gap longer than the session expiry between two consecutive events of a
+session accrues nothing. The session counts as ended at its last event before the gap; a later
+heartbeat or stop does not revive it and is counted as ``late_after_expiry``. A session silent
+for longer than the expiry at the tenant clock is closed (no longer listed as open); a heartbeat
+that arrives late but lies within the expiry of its previous event still reopens it.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ def has_stopped(state: TenantState, session_id: str) -> bool:
     return stopped is not None and stopped >= state.ended.cutoff
 
 
-def open_session(state: TenantState, event: SessionStarted) -> Session:
-    """Start tracking the session of ``event`` (the caller checked it is new)."""
-    weight = session_weight(event.media, event.channels, event.width, event.height)
+def open_session(state: TenantState, event: SessionStarted, *, flat: bool = False) -> Session:
+    """Start tracking the session of ``event`` (the caller checked it is new; ``flat``: audio
+    counts as mono)."""
+    weight = session_weight(event.media, event.channels, event.width, event.height, flat=flat)
     session = Session(
         user_id=event.user_id,
         metric="audio_hours" if event.media == "audio" else "video_hours",
@@ -42,7 +47,10 @@ def open_session(state: TenantState, event: SessionStarted) -> Session:
 
 
 def accrue(session: Session, until_ts: int) -> tuple[int, int] | None:
-    """Advance the session to ``until_ts``; the new span ``(start, end)`` or None if none."""
+    """Advance the session to ``until_ts``; the new span ``(start, end)`` or None if none.
+
+    The caller checked that ``until_ts`` is not late (rule 1: no phantom time).
+    """
     if until_ts > session.last_seen:
         session.last_seen = until_ts
         session.status = OPEN
@@ -86,8 +94,20 @@ def is_open(session: Session, at_ms: int, expiry_ms: int) -> bool:
     )
 
 
+def note_rejected_start(state: TenantState, session_id: str, ts: int) -> HeldStop | None:
+    """Remember that the start of ``session_id`` was dead-lettered (its heartbeats and stop are
+    dead-lettered ``rejected_session``); the stop held for it, if any, removed."""
+    if session_id in state.sessions:
+        return None
+    state.rejected[session_id] = ts
+    return take_held_stop(state, session_id)
+
+
 def prune_sessions(state: TenantState, cutoff_ms: int) -> None:
-    """Forget sessions (stopped, or silent) and held stops older than ``cutoff_ms``."""
+    """Forget sessions (stopped, or silent), held stops and rejected starts older than
+    ``cutoff_ms``."""
+    if state.rejected:
+        state.rejected = {sid: ts for sid, ts in state.rejected.items() if ts >= cutoff_ms}
     state.ended.prune(cutoff_ms)
     stale = [sid for sid, s in state.sessions.items() if s.last_seen < cutoff_ms]
     for sid in stale:

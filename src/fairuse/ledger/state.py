@@ -28,7 +28,9 @@ from fairuse.ledger.keyed import DictKeys, ExpiringTimes, KeyedSet, Keys, tenant
 FORMAT_VERSION = 3
 
 OPEN = 0
-CLOSED = 1  # silent longer than the session expiry; a later heartbeat reopens it
+CLOSED = 1  # silent longer than the session expiry at the tenant clock; a heartbeat within
+# the expiry of its last event (arriving late) reopens it
+EXPIRED = 2  # an event came more than the expiry after the previous one: ended for good
 
 
 class Packed:
@@ -86,6 +88,7 @@ class Notice(Packed):
     starts: int
     ends: int
     metrics: list[str]
+    why: str = ""  # why it excuses nothing (outside notice_min_lead / notice_max_length), or ""
 
 
 @dataclass(slots=True)
@@ -94,6 +97,32 @@ class Strike(Packed):
 
     violation_id: str
     ts: int
+    metric: str = ""
+    period: str = ""
+    observed: float = 0.0
+    limit: float = 0.0
+    unit: str = ""
+
+    def excess(self) -> dict[str, object]:
+        """The strike's metric, period, observed, limit, excess and unit (for billing)."""
+        return {
+            "metric": self.metric,
+            "period": self.period,
+            "observed": self.observed,
+            "limit": self.limit,
+            "excess": self.observed - self.limit,
+            "unit": self.unit,
+        }
+
+
+@dataclass(slots=True)
+class SeatTime(Packed):
+    """Named active users integrated over event time: seat-ms per local month since ``since``
+    (the tenant's first event), integrated up to ``upto``."""
+
+    since: int = 0
+    upto: int = 0
+    months: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -103,6 +132,8 @@ class HoursRow(Packed):
     weighted_ms: float
     raw_ms: int
     limit: float = 0.0
+    late: int = 0  # events of sessions already ended by a gap (``late_after_expiry``)
+    announced: float = 0.0  # weighted ms inside prior notices: left out of the compared total
 
 
 @dataclass(slots=True)
@@ -173,8 +204,9 @@ class TenantState:
     """Everything the rules remember about one tenant (mutable; see module docstring).
 
     ``periods`` maps metric -> period -> row (:data:`ROW_TYPES`); months for audio/video hours
-    and stored calls per user, days for api_calls. ``keys`` is where the keyed collections
-    (``seen``, ``ended``, ``calls``) read and write; it is not part of the entry.
+    and stored calls per user, days for api_calls; ``{metric}@{user_id}`` keys hold each user's
+    own audio/video hours while the per-user allowance is in force. ``keys`` is where the keyed
+    collections (``seen``, ``ended``, ``calls``) read and write; it is not part of the entry.
     """
 
     tenant_id: str
@@ -192,6 +224,10 @@ class TenantState:
     strikes: list[Strike] = field(default_factory=list)
     pending: PendingNotice | None = None
     next_upkeep_ms: int = 0
+    seat_time: SeatTime = field(default_factory=SeatTime)
+    strike_day: str = ""  # local day of the newest strike (one strike per day)
+    throttle: PendingNotice | None = None  # the throttle in force: action id, until, action
+    rejected: dict[str, int] = field(default_factory=dict)  # dead-lettered starts: id -> ts
 
     @classmethod
     def new(cls, tenant_id: str, keys: Keys | None = None) -> TenantState:
@@ -233,6 +269,10 @@ class TenantState:
             "notices": {nid: n.to_list() for nid, n in self.notices.items()},
             "strikes": [s.to_list() for s in self.strikes],
             "pending": None if self.pending is None else self.pending.to_list(),
+            "seat_time": self.seat_time.to_list(),
+            "strike_day": self.strike_day,
+            "throttle": None if self.throttle is None else self.throttle.to_list(),
+            "rejected": self.rejected,
         }
         if seen.legacy:
             out["legacy_seen"] = [[d.hex(), h] for d, h in seen.legacy.items()]
@@ -265,6 +305,12 @@ class TenantState:
         state.strikes = [Strike.from_list(v) for v in obj["strikes"]]
         pending = obj["pending"]
         state.pending = None if pending is None else PendingNotice.from_list(pending)
+        if "seat_time" in obj:  # absent from entries written before issue 9
+            state.seat_time = SeatTime.from_list(obj["seat_time"])
+            state.strike_day = obj["strike_day"]
+            throttle = obj["throttle"]
+            state.throttle = None if throttle is None else PendingNotice.from_list(throttle)
+            state.rejected = obj["rejected"]
         return state
 
     @classmethod
@@ -323,8 +369,14 @@ class TenantState:
         return state
 
 
+USER_SEP = "@"  # a per-user hours key in ``periods``: ``{metric}@{user_id}``
+
+
 def _periods(obj: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, Row]]:
     return {
-        metric: {period: ROW_TYPES[metric].from_list(row) for period, row in rows.items()}
-        for metric, rows in obj.items()
+        key: {
+            period: ROW_TYPES[key.partition(USER_SEP)[0]].from_list(row)
+            for period, row in rows.items()
+        }
+        for key, rows in obj.items()
     }

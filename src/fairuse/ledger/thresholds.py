@@ -9,9 +9,9 @@ outside the notice; once exceeded, it is never excused afterwards.
 
 from __future__ import annotations
 
-from fairuse.ledger.metrics import UNITS
+from fairuse.ledger.metrics import HOUR_METRICS, UNITS
 from fairuse.ledger.notices import covers
-from fairuse.ledger.state import TenantState
+from fairuse.ledger.state import USER_SEP, TenantState
 from fairuse.records import Status, Violation, stable_id
 
 
@@ -27,20 +27,25 @@ def check(
     observed: float,
     limit: float,
     *,
-    seats: int,
+    seats: float,
     warning_ratio: float,
     revision_id: str,
     ts: int,
 ) -> list[Violation]:
-    """The statuses newly reached by ``observed`` (in order), marked as emitted in ``state``."""
+    """The statuses newly reached by ``observed`` (in order), marked as emitted in ``state``.
+
+    ``metric`` may be a per-user key ``{metric}@{user_id}``: its violations name the metric and
+    carry the ``user_id``."""
     if observed < warning_ratio * limit:
         return []
+    base, _, user_id = metric.partition(USER_SEP)
     marks = state.marks
     statuses: list[Status] = []
     if not marks.has(metric, period, "warning"):
         statuses.append("warning")
     if observed > limit and not marks.has(metric, period, "exceeded"):
-        status: Status = "excused" if covers(state, metric, ts) else "exceeded"
+        excusable = base not in HOUR_METRICS  # announced hours are left out of observed
+        status: Status = "excused" if excusable and covers(state, metric, ts) else "exceeded"
         if not marks.has(metric, period, status):
             statuses.append(status)
     out = []
@@ -50,15 +55,16 @@ def check(
             Violation(
                 violation_id=violation_id(state.tenant_id, metric, period, status),
                 tenant_id=state.tenant_id,
-                metric=metric,  # type: ignore[arg-type]
+                metric=base,  # type: ignore[arg-type]
                 period=period,
                 status=status,
                 observed=observed,
                 limit=limit,
-                unit=UNITS[metric],
+                unit=UNITS[base],
                 seats=seats,
                 policy_revision=revision_id,
                 ts=ts,
+                user_id=user_id,
             )
         )
     return out

@@ -6,7 +6,14 @@ from typing import Any
 
 from fairuse.events import METRICS
 from fairuse.ledger.calendar import calendar_for
-from fairuse.ledger.metrics import HOUR_METRICS, MS_PER_HOUR, UNITS, limit_of, seats
+from fairuse.ledger.metrics import (
+    HOUR_METRICS,
+    MS_PER_HOUR,
+    UNITS,
+    average_seats,
+    limit_of,
+    seats,
+)
 from fairuse.ledger.sessions import is_open
 from fairuse.ledger.state import CallsRow, HoursRow, TenantState
 from fairuse.policy import Policy
@@ -18,10 +25,14 @@ def usage_view(state: TenantState, policy: Policy, at_ms: int) -> dict[str, Any]
     ``{"tenant_id", "at", "day", "month", "timezone", "policy_revision", "seats",
     "open_sessions": [ids, sorted], "metrics": {metric: {"period", "observed", "limit",
     "percent", "unit"}}}``; api_calls is per day, the other metrics per month. Limits use the
-    revision in force at ``at_ms`` and the seats now; ``percent`` = 100 * observed / limit.
+    revision in force at the start of each period (as the ledger judges it; ``policy_revision``
+    is the one in force at ``at_ms``); audio and video limits use the month's seats averaged up
+    to the tenant clock (``seats`` is the named active users now); ``percent`` = 100 * observed /
+    limit.
     """
     revision, limits = policy.limits_at(state.tenant_id, at_ms)
-    day = calendar_for(limits.timezone).day_of(at_ms)
+    calendar = calendar_for(limits.timezone)
+    day = calendar.day_of(at_ms)
     month = day[:7]
     seat_count = seats(state)
     view_metrics: dict[str, dict[str, Any]] = {}
@@ -30,12 +41,16 @@ def usage_view(state: TenantState, policy: Policy, at_ms: int) -> dict[str, Any]
         row = state.periods.get(metric, {}).get(period)
         observed: float | int
         if metric in HOUR_METRICS:
-            observed = row.weighted_ms / MS_PER_HOUR if type(row) is HoursRow else 0.0
+            observed = (
+                (row.weighted_ms - row.announced) / MS_PER_HOUR if type(row) is HoursRow else 0.0
+            )
         elif metric == "api_calls":
             observed = row.calls if type(row) is CallsRow else 0
         else:
             observed = len(state.calls) / seat_count
-        limit = limit_of(metric, limits, seat_count)
+        averaged = average_seats(state, calendar, month) if metric in HOUR_METRICS else seat_count
+        _, period_limits = policy.limits_at(state.tenant_id, calendar.period_start(period))
+        limit = limit_of(metric, period_limits, averaged)
         view_metrics[metric] = {
             "period": period,
             "observed": observed,

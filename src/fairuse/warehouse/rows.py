@@ -31,10 +31,11 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "violations": (
         "violation_id", "tenant_id", "metric", "period", "status", "observed", "limit", "unit",
-        "seats", "policy_revision", "ts", "source",
+        "seats", "user_id", "policy_revision", "ts", "source",
     ),
     "enforcement": (
-        "enforcement_id", "tenant_id", "kind", "action", "ts", "effective_at", "strikes", "source",
+        "enforcement_id", "tenant_id", "kind", "action", "ts", "effective_at", "strikes",
+        "metrics", "until", "source",
     ),
     "dead_letters": (
         "dead_letter_id", "tenant_id", "event_id", "reason", "detail", "raw", "raw_encoding",
@@ -137,8 +138,8 @@ def _violation(obj: dict[str, Any], source: str) -> Row:
     return (
         _str(obj, "violation_id"), _str(obj, "tenant_id"), _str(obj, "metric"),
         _str(obj, "period"), _str(obj, "status"), _num(obj, "observed"), _num(obj, "limit"),
-        _str(obj, "unit"), _int(obj, "seats", 0, 2**32 - 1), str(obj.get("policy_revision", "")),
-        _time(obj, "ts"), source,
+        _str(obj, "unit"), _num(obj, "seats"), str(obj.get("user_id") or ""),
+        str(obj.get("policy_revision", "")), _time(obj, "ts"), source,
     )  # fmt: skip
 
 
@@ -146,9 +147,14 @@ def _enforcement(obj: dict[str, Any], source: str) -> Row:
     strikes = _field(obj, "strikes", list)
     if not all(isinstance(s, str) for s in strikes):
         raise _Bad("wrong_type", "field 'strikes' must be a list of strings")
+    metrics = obj.get("metrics") or []
+    if not isinstance(metrics, list) or not all(isinstance(m, dict) for m in metrics):
+        raise _Bad("wrong_type", "field 'metrics' must be a list of objects")
+    until = None if obj.get("until") is None else _time(obj, "until")
     return (
         _str(obj, "enforcement_id"), _str(obj, "tenant_id"), _str(obj, "kind"),
-        _str(obj, "action"), _time(obj, "ts"), _time(obj, "effective_at"), strikes, source,
+        _str(obj, "action"), _time(obj, "ts"), _time(obj, "effective_at"), strikes,
+        orjson.dumps(metrics).decode(), until, source,
     )  # fmt: skip
 
 

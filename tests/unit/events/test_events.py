@@ -244,9 +244,9 @@ NOTICE = {**BASE, "type": "usage_notice", "notice_id": "n", "starts": TS, "ends"
             "field 'media' must be 'audio' or 'video'",
         ),
         (
-            orjson.dumps({**STARTED, "media": "audio", "channels": 3}),
+            orjson.dumps({**STARTED, "media": "audio", "channels": 9}),
             "out_of_range",
-            "field 'channels' must be in [1, 2], got 3",
+            "field 'channels' must be in [1, 8], got 9",
         ),
         (
             orjson.dumps({**STARTED, "width": 0}),
@@ -340,7 +340,7 @@ events = st.one_of(
         session_id=ids,
         user_id=ids,
         media=st.just("audio"),
-        channels=st.integers(1, 2),
+        channels=st.integers(1, 8),
     ),
     st.builds(
         SessionStarted,

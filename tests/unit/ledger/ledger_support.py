@@ -25,8 +25,15 @@ def ms(text: str, zone: str = "UTC") -> int:
     return int(local.timestamp() * 1000)
 
 
+LONG_EXPIRY_S = 1_000_000_000  # so that a start and a stop hours apart are one live session
+
+
 def policy(revision_id: str = "r1", tenants: dict[str, Limits] | None = None, **limits: Any):
-    """A one-revision policy in force since 2000 with the given limits."""
+    """A one-revision policy in force since 2000 with the given limits; sessions expire only
+    after :data:`LONG_EXPIRY_S` unless ``session_expiry_s`` is given, and prior notices need no
+    lead time unless ``notice_min_lead`` is given."""
+    limits.setdefault("session_expiry_s", LONG_EXPIRY_S)
+    limits.setdefault("notice_min_lead", 0)
     return Policy([Revision(revision_id, TS_MIN_MS, Limits(**limits), tenants or {})])
 
 

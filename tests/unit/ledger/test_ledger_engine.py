@@ -107,6 +107,8 @@ def test_summary_rows_cover_every_tenant_metric_and_period() -> None:
             "limit": 176.0,
             "unit": "hours",
             "raw_hours": 0.5,
+            "late_after_expiry": 0,
+            "announced": 0.0,
         },
         {
             "tenant_id": "acme",
@@ -116,6 +118,8 @@ def test_summary_rows_cover_every_tenant_metric_and_period() -> None:
             "limit": 176.0,
             "unit": "hours",
             "raw_hours": 0.5,
+            "late_after_expiry": 0,
+            "announced": 0.0,
         },
         {
             "tenant_id": "acme",
@@ -149,14 +153,15 @@ def test_summary_keeps_periods_pruned_from_the_state() -> None:
 
 
 def test_usage_view_reports_the_local_day_and_month() -> None:
-    feed = Feed(timezone="Asia/Tokyo", api_calls_per_day=100)
+    feed = Feed(timezone="Asia/Tokyo", api_calls_per_day=100, session_expiry_s=600)
     t0 = ms("2026-03-02T09:00", "Asia/Tokyo")
     feed.send("user_activated", t0, user_id="u1")
     feed.send("user_activated", t0, user_id="u2")
     feed.send("api_call", t0, count=25)
     feed.send("call_stored", t0, call_id="c1")
     feed.start("s1", t0, media="video", width=3840, height=2160)
-    feed.beat("s1", t0 + 30 * MINUTE)
+    for minutes in (10, 20, 30):
+        feed.beat("s1", t0 + minutes * MINUTE)
     view = usage_view(feed.state, feed.ledger.policy, t0 + 31 * MINUTE)
     assert view["day"] == "2026-03-02" and view["month"] == "2026-03"
     assert view["seats"] == 2 and view["open_sessions"] == ["s1"]

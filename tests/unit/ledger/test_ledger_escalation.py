@@ -56,8 +56,9 @@ def test_action_carries_the_notice_action_and_clears_strikes() -> None:
     assert action.strikes == tuple(exceeded_id(d) for d in (1, 2, 5, 16))
     assert action.enforcement_id == stable_id("acme", "action", notice.enforcement_id)
     assert feed.state.strikes == [] and feed.state.pending is None
-    # cleared: the ladder starts again
-    assert enforcement(strike(feed, 17)) == []
+    assert action.until == ms("2026-01-17T00:00")  # the end of the day the action started
+    # the next day's event lifts the throttle; cleared: the ladder starts again
+    assert [e.kind for e in enforcement(strike(feed, 17))] == ["lifted"]
     [again] = enforcement(strike(feed, 18))
     assert again.kind == "notice"
     assert again.strikes == (exceeded_id(17), exceeded_id(18))

@@ -99,7 +99,12 @@ def test_arbitrary_histories_keep_the_invariants(events: list[dict[str, Any]]) -
             assert record.strikes and record.effective_at >= record.ts
         else:
             assert isinstance(record, DeadLetter)
-            assert record.reason in ("stop_before_start", "duplicate_start")
+            assert record.reason in (
+                "stop_before_start",
+                "duplicate_start",
+                "notice_out_of_bounds",
+                "rejected_session",
+            )
     for (tenant, _, _), found in statuses.items():
         if tenant not in very_late:
             assert len(found) == len(set(found))  # each status once per period

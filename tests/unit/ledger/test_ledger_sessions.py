@@ -153,7 +153,7 @@ def test_second_start_of_a_session_is_dead_lettered() -> None:
     assert feed.state.periods["audio_hours"]["2026-03"].raw_ms == 2 * MINUTE
 
 
-def test_late_stop_after_expiry_still_totals_stop_minus_start() -> None:
+def test_stop_after_a_gap_longer_than_the_expiry_accrues_nothing_and_counts_late() -> None:
     feed = Feed(session_expiry_s=600)
     t0 = ms("2026-03-02T09:00")
     feed.start("s1", t0)
@@ -163,9 +163,13 @@ def test_late_stop_after_expiry_still_totals_stop_minus_start() -> None:
     assert state.sessions["s1"].status == 1
     view = usage_view(state, feed.ledger.policy, t0 + 30 * MINUTE)
     assert view["open_sessions"] == []
-    [late] = accruals(feed.stop("s1", t0 + 45 * MINUTE))
-    assert late.raw_ms == 40 * MINUTE
-    assert state.periods["audio_hours"]["2026-03"].raw_ms == 45 * MINUTE
+    assert accruals(feed.beat("s1", t0 + 40 * MINUTE)) == []  # 35 min gap: no phantom time
+    assert accruals(feed.stop("s1", t0 + 45 * MINUTE)) == []  # not revived
+    row = state.periods["audio_hours"]["2026-03"]
+    assert (row.raw_ms, row.late) == (5 * MINUTE, 2)
+    assert "s1" not in state.sessions
+    [summary] = feed.ledger.summary()
+    assert summary["late_after_expiry"] == 2
 
 
 def test_expiry_by_newer_events_of_the_tenant_emits_nothing() -> None:
@@ -178,9 +182,9 @@ def test_expiry_by_newer_events_of_the_tenant_emits_nothing() -> None:
     assert feed.state.sessions["s2"].status == 0
     view = usage_view(feed.state, feed.ledger.policy, t0 + 22 * MINUTE)
     assert view["open_sessions"] == ["s2"]
-    # a late heartbeat reopens and accrues from the last accrual
-    [a] = accruals(feed.beat("s1", t0 + 23 * MINUTE))
-    assert a.raw_ms == 23 * MINUTE
+    # a heartbeat arriving late but within the expiry of the previous event reopens it
+    [a] = accruals(feed.beat("s1", t0 + 9 * MINUTE))
+    assert a.raw_ms == 9 * MINUTE
     assert feed.state.sessions["s1"].status == 0
 
 

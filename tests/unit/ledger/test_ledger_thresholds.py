@@ -54,11 +54,13 @@ def test_audio_limit_is_hours_per_day_times_working_days_times_seats() -> None:
     feed.send("user_activated", t0, user_id="u2")  # 2 seats: 4 h
     feed.start("s1", t0)
     assert violations(feed.stop("s1", t0 + 3 * HOUR)) == []  # 3 h < 3.2 h (80 %)
-    # one user leaves: limit 2 h, 3 h is above it; the roster event triggers both statuses
-    records = feed.send("user_deactivated", t0 + 4 * HOUR, user_id="u2")
+    # one user leaves: seats are averaged over time, still 2 at the moment of leaving
+    assert violations(feed.send("user_deactivated", t0 + 4 * HOUR, user_id="u2")) == []
+    # 36 h later the month had 2 seats for 4 h and 1 for 36 h: 1.1 seats, limit 2.2 h
+    records = feed.send("user_activated", t0 + 40 * HOUR, user_id="u3")
     assert [(v.status, v.observed, v.limit, v.seats, v.unit) for v in records] == [
-        ("warning", 3.0, 2.0, 1, "hours"),
-        ("exceeded", 3.0, 2.0, 1, "hours"),
+        ("warning", 3.0, pytest.approx(2.2), pytest.approx(1.1), "hours"),
+        ("exceeded", 3.0, pytest.approx(2.2), pytest.approx(1.1), "hours"),
     ]
     assert records[0].period == "2026-03"
 
@@ -116,7 +118,9 @@ def test_usage_inside_an_earlier_notice_is_excused_and_outside_it_exceeded() -> 
     assert feed.send("api_call", t0 + 2 * MINUTE) == []  # excused once per period
     [exceeded] = feed.send("api_call", t0 + HOUR)  # the notice ends at t0 + 1 h (excluded)
     assert (exceeded.status, exceeded.observed) == ("exceeded", 13)
-    assert feed.state.strikes == [Strike(exceeded.violation_id, t0 + HOUR)]
+    assert feed.state.strikes == [
+        Strike(exceeded.violation_id, t0 + HOUR, "api_calls", exceeded.period, 13, 10, "calls")
+    ]
 
 
 def test_a_notice_for_another_metric_or_arriving_later_does_not_excuse() -> None:
@@ -128,7 +132,8 @@ def test_a_notice_for_another_metric_or_arriving_later_does_not_excuse() -> None
     assert [v.status for v in feed.send("api_call", t0 + 1, count=11)] == ["warning", "exceeded"]
     later = Feed(api_calls_per_day=10)
     later.send("api_call", t0 + 1, count=11)
-    assert later.send("usage_notice", t0 + 2, notice_id="n2", starts=t0, ends=t0 + HOUR) == []
+    [letter] = later.send("usage_notice", t0 + 2, notice_id="n2", starts=t0, ends=t0 + HOUR)
+    assert letter.reason == "notice_out_of_bounds"  # it came after its start: not prior notice
     assert later.send("api_call", t0 + 3) == []
 
 
@@ -140,16 +145,20 @@ def test_an_exceeded_period_is_not_excused_afterwards() -> None:
     assert feed.send("api_call", t0 + 2) == []
 
 
-def test_policy_revision_change_mid_month_applies_from_its_effective_time() -> None:
+def test_policy_revision_change_mid_month_applies_from_the_next_month() -> None:
     switch = ms("2026-03-15T00:00")
     two_revisions = Policy(
         [
             Revision(
                 "r1",
                 ms("2021-01-12T00:00"),
-                Limits(audio_hours_per_day=1, working_days_per_month=2),
+                Limits(audio_hours_per_day=1, working_days_per_month=2, session_expiry_s=10**6),
             ),
-            Revision("r2", switch, Limits(audio_hours_per_day=0.5, working_days_per_month=2)),
+            Revision(
+                "r2",
+                switch,
+                Limits(audio_hours_per_day=0.5, working_days_per_month=2, session_expiry_s=10**6),
+            ),
         ]
     )
     feed = Feed(Ledger(two_revisions))
@@ -157,12 +166,14 @@ def test_policy_revision_change_mid_month_applies_from_its_effective_time() -> N
     feed.start("s1", t0)
     assert violations(feed.stop("s1", t0 + 90 * MINUTE)) == []  # 1.5 h < 1.6 h under r1
     feed.start("s2", switch + HOUR)
-    records = violations(feed.stop("s2", switch + HOUR + MINUTE))
+    records = violations(feed.stop("s2", switch + HOUR + 10 * MINUTE))  # 1.67 h: r1 still
+    assert [(v.status, v.limit, v.policy_revision) for v in records] == [("warning", 2.0, "r1")]
+    feed.start("s3", ms("2026-04-01T09:00"))
+    records = violations(feed.stop("s3", ms("2026-04-01T10:01")))  # April: r2, 1 h
     assert [(v.status, v.limit, v.policy_revision) for v in records] == [
         ("warning", 1.0, "r2"),
         ("exceeded", 1.0, "r2"),
     ]
-    assert records[1].observed == pytest.approx(91 / 60)
 
 
 def test_new_policy_set_on_the_ledger_applies_from_the_next_event() -> None:

@@ -90,3 +90,25 @@ def test_policy_group_is_in_the_fairuse_cli() -> None:
     args = build_parser().parse_args(["policy", "check", "f.toml"])
     assert args.command == "policy"
     assert args.policy_action == "check"
+
+
+def test_first_periods_a_revision_governs() -> None:
+    from fairuse.policy import parse_instant
+    from fairuse.policy_cli import first_periods
+
+    assert first_periods(parse_instant("2026-04-01T00:00:00Z"), "UTC") == ("2026-04-01", "2026-04")
+    assert first_periods(parse_instant("2026-03-15T00:00:00Z"), "UTC") == ("2026-03-15", "2026-04")
+    assert first_periods(parse_instant("2026-12-15T10:00:00Z"), "UTC") == ("2026-12-16", "2027-01")
+    # midnight UTC is 09:00 in Tokyo: the Tokyo day of April 1 started before the revision
+    assert first_periods(parse_instant("2026-04-01T00:00:00Z"), "Asia/Tokyo") == (
+        "2026-04-02",
+        "2026-05",
+    )
+
+
+def test_check_says_which_periods_each_revision_first_governs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["policy", "check", "src/fairuse/default_policy.toml"]) == 0
+    out = capsys.readouterr().out
+    assert "first governs: daily metrics from 2021-01-12, monthly metrics from 2021-02" in out

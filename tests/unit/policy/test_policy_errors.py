@@ -263,8 +263,23 @@ def test_unknown_revision_field_far_from_its_table() -> None:
         "policy.toml:23: revision 'r2': unknown field 'expires' (known: id, effective_from, "
         "audio_hours_per_day, video_hours_per_day, working_days_per_month, api_calls_per_day, "
         "stored_calls_per_user, warning_ratio, repeat_window_days, repeat_threshold, "
-        "notice_period_days, enforcement_action, session_expiry_s, timezone, tenants)"
+        "notice_period_days, enforcement_action, session_expiry_s, timezone, allowance, "
+        "channel_weighting, notice_min_lead, notice_max_length, throttle_days, tenants)"
     )
+
+
+def test_optional_settings_are_validated_with_their_line() -> None:
+    text = GOOD.replace('[[revision]]\nid = "r2"', '[[revision]]\nid = "r2"\nallowance = "each"')
+    assert error_of(text) == (
+        "policy.toml:23: revision 'r2': field 'allowance' must be \"pooled\" or \"per_user\", "
+        'got "each"'
+    )
+    text = GOOD.replace('[[revision]]\nid = "r2"', '[[revision]]\nid = "r2"\nthrottle_days = -1')
+    assert error_of(text).startswith("policy.toml:23: revision 'r2': field 'throttle_days' must")
+    text = GOOD.replace(
+        '[[revision]]\nid = "r2"', '[[revision]]\nid = "r2"\nchannel_weighting = "mono"'
+    )
+    assert 'field \'channel_weighting\' must be "per_channel" or "flat"' in error_of(text)
 
 
 def test_tenant_override_of_non_table() -> None:

@@ -184,3 +184,29 @@ def test_policy_constructor_rejects_empty_and_duplicates() -> None:
         Policy([Revision("a", 1), Revision("b", 1)])
     with pytest.raises(PolicyError):
         Policy([Revision("a", 1), Revision("a", 2)])
+
+
+def test_files_without_the_optional_settings_get_their_defaults() -> None:
+    limits = DEFAULT_POLICY.revisions[0].limits
+    assert (
+        limits.allowance,
+        limits.channel_weighting,
+        limits.notice_min_lead,
+        limits.notice_max_length,
+        limits.throttle_days,
+    ) == ("pooled", "per_channel", 24, 14, 0)
+
+
+def test_optional_settings_parse_and_round_trip() -> None:
+    from fairuse.policy import policy_to_toml
+
+    text = policy_to_toml(DEFAULT_POLICY).replace(
+        'enforcement_action = "throttle"',
+        'enforcement_action = "throttle"\nallowance = "per_user"\nthrottle_days = 7\n'
+        'notice_min_lead = 48\nnotice_max_length = 30\nchannel_weighting = "flat"',
+    )
+    policy = parse_policy(text)
+    limits = policy.revisions[0].limits
+    assert (limits.allowance, limits.throttle_days, limits.notice_min_lead) == ("per_user", 7, 48)
+    assert (limits.notice_max_length, limits.channel_weighting) == (30, "flat")
+    assert parse_policy(policy_to_toml(policy)) == policy

@@ -17,6 +17,7 @@ from fairuse.replay import numbered_lines, replay
 
 T0 = 1_772_442_000_000  # 2026-03-02T09:00:00Z
 HOUR = 3_600_000
+SESSION = 600_000  # the default session expiry: a start and a stop this far apart are live
 
 
 def event(kind: str, event_id: str, ts: int, tenant: str = "acme", **fields) -> bytes:
@@ -27,7 +28,7 @@ def event(kind: str, event_id: str, ts: int, tenant: str = "acme", **fields) -> 
 EVENTS = [
     event("session_started", "e1", T0, session_id="s1", user_id="u1", media="audio", channels=2),
     b"",
-    event("session_stopped", "e2", T0 + 2 * HOUR, session_id="s1"),
+    event("session_stopped", "e2", T0 + SESSION, session_id="s1"),
     event("api_call", "e3", T0, count=2500),
     event("api_call", "e3", T0, count=2500),  # a repeated delivery
     b"not json",
@@ -76,8 +77,8 @@ def test_usage_and_summary_flags(events_file: Path, capsys: pytest.CaptureFixtur
             "tenant_id": "acme",
             "metric": "audio_hours",
             "day": "2026-03-02",
-            "weighted_ms": 4.0 * HOUR,
-            "raw_ms": 2 * HOUR,
+            "weighted_ms": 2.0 * SESSION,
+            "raw_ms": SESSION,
             "session_id": "s1",
             "user_id": "u1",
             "event_id": "e2",
@@ -88,7 +89,7 @@ def test_usage_and_summary_flags(events_file: Path, capsys: pytest.CaptureFixtur
     assert records[-len(summary) :] == summary  # the summary comes after every record
     assert [(r["tenant_id"], r["metric"], r["period"], r["observed"]) for r in summary] == [
         ("acme", "api_calls", "2026-03-02", 2500),
-        ("acme", "audio_hours", "2026-03", 4.0),
+        ("acme", "audio_hours", "2026-03", 2.0 * SESSION / HOUR),
         ("beta", "api_calls", "2026-03-02", 10),
     ]
 
@@ -134,7 +135,7 @@ def test_replay_function_reads_crlf_lines_and_keeps_sources() -> None:
     out = io.BytesIO()
     counts = replay(pairs, out, DEFAULT_POLICY, usage=True)
     assert counts.events == 2 and counts.usage == 1
-    assert orjson.loads(out.getvalue())["raw_ms"] == 2 * HOUR
+    assert orjson.loads(out.getvalue())["raw_ms"] == SESSION
 
 
 def test_stdin_and_the_console_script(events_file: Path) -> None:

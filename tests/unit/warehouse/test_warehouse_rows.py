@@ -82,12 +82,23 @@ def test_records_map_to_their_tables() -> None:
     )  # fmt: skip
     row = _row("violations", message_row("violations", violation.to_json(), "v/0/0")[1])
     assert row["observed"] == 2401.0 and isinstance(row["observed"], float)
+    assert (row["seats"], row["user_id"]) == (2.0, "")
+    throttle = Enforcement(
+        enforcement_id="a", tenant_id="t", kind="action", action="throttle", ts=TS,
+        effective_at=TS, strikes=("v",), until=TS + 5,
+        metrics=({"metric": "api_calls", "period": "2026-11-03", "observed": 2401,
+                  "limit": 2400, "excess": 1, "unit": "calls"},),
+    )  # fmt: skip
+    row = _row("enforcement", message_row("enforcement", throttle.to_json(), "n/0/0")[1])
+    assert row["until"] == ms_to_datetime(TS + 5)
+    assert orjson.loads(row["metrics"])[0]["excess"] == 1
     step = Enforcement(
         enforcement_id="n", tenant_id="t", kind="action", action="charge", ts=TS,
         effective_at=TS + 1, strikes=("a", "b"),
     )  # fmt: skip
     row = _row("enforcement", message_row("enforcement", step.to_json(), "n/0/0")[1])
     assert row["strikes"] == ["a", "b"]
+    assert (row["metrics"], row["until"]) == ("[]", None)
     assert row["effective_at"] == ms_to_datetime(TS + 1)
     letter = dead_letter(b"\xff", "bad_json", "d", source="src/1/2", tenant_id="t", ts=TS)
     row = _row("dead_letters", message_row("dead_letters", letter.to_json(), "dl/0/0")[1])

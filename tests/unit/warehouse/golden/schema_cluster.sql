@@ -192,3 +192,12 @@ SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE TABLE IF NOT EXISTS notifications ON CLUSTER prod AS notifications_local
 ENGINE = Distributed(prod, currentDatabase(), notifications_local, cityHash64(tenant_id));
+
+-- migration 0003_policy_fidelity
+ALTER TABLE violations_local ON CLUSTER prod
+    MODIFY COLUMN seats Float64,
+    ADD COLUMN IF NOT EXISTS user_id String DEFAULT '' AFTER seats;
+
+ALTER TABLE enforcement_local ON CLUSTER prod
+    ADD COLUMN IF NOT EXISTS metrics String DEFAULT '[]' AFTER strikes,
+    ADD COLUMN IF NOT EXISTS until Nullable(DateTime64(3, 'UTC')) AFTER metrics;

@@ -168,3 +168,12 @@ CREATE TABLE IF NOT EXISTS notifications
 ENGINE = ReplacingMergeTree()
 ORDER BY (tenant_id, record_id, notification_id)
 SETTINGS non_replicated_deduplication_window = 1000;
+
+-- migration 0003_policy_fidelity
+ALTER TABLE violations
+    MODIFY COLUMN seats Float64,
+    ADD COLUMN IF NOT EXISTS user_id String DEFAULT '' AFTER seats;
+
+ALTER TABLE enforcement
+    ADD COLUMN IF NOT EXISTS metrics String DEFAULT '[]' AFTER strikes,
+    ADD COLUMN IF NOT EXISTS until Nullable(DateTime64(3, 'UTC')) AFTER metrics;
