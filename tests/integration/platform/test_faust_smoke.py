@@ -1,5 +1,8 @@
-"""faust-streaming 0.15.3 + aiokafka against our broker version: an agent with a changelog Table,
-at least once and exactly once (transactional producers, read_committed output).
+"""faust-streaming 0.15.3 + aiokafka against our broker version: an agent with a changelog Table
+under ``exactly_once`` (transactional producers, read_committed output and recovery), the mode
+the worker configures Faust in for its reading side (docs/streaming.md, "Delivery"). The worker
+no longer runs Faust ``at_least_once``, whose restart recovery intermittently never resumed a
+partition here (faust #651/#176), so that mode is not checked.
 
 The worker runs as a subprocess (tests/integration/platform/faust_smoke_app.py). Its counts must
 survive a worker restart, which needs Faust's changelog topic creation, consumer-group
@@ -25,7 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from fairuse.kafka import client_kwargs
 from fairuse.settings import KafkaSettings
 from fairuse.topics import describe_topics
-from kafka_support import scaled_s
+from kafka_support import free_port, scaled_s
 
 APP = Path(__file__).with_name("faust_smoke_app.py")
 PARTITIONS = 2
@@ -71,7 +74,14 @@ class SmokeApp:
         )
         with self.log.open("ab") as log:
             self.worker = subprocess.Popen(
-                [sys.executable, str(APP), "worker", "--loglevel=warn"],
+                # Faust's worker binds its web port even with the web off: a free one, not 6066
+                [
+                    sys.executable,
+                    str(APP),
+                    "worker",
+                    "--loglevel=warn",
+                    f"--web-port={free_port()}",
+                ],
                 cwd=self.workdir,
                 env=env,
                 stdout=log,
@@ -130,7 +140,7 @@ class SmokeApp:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-@pytest.fixture(params=["at_least_once", "exactly_once"])
+@pytest.fixture(params=["exactly_once"])
 def smoke_app(
     kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[SmokeApp]:

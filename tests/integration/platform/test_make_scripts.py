@@ -12,7 +12,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from kafka_support import REPO_ROOT, scaled_s
+from kafka_support import REPO_ROOT, free_port, scaled_s
 
 DEMO_TESTS = """
 def test_passes(tmp_path):
@@ -68,7 +68,11 @@ def test_make_run_on_a_busy_port_names_the_variable_to_change(tmp_path: Path) ->
         other.listen()
         port = other.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
-        env.update(KAFKA_PORT=str(port), RUN_DIR=str(tmp_path / "run"))
+        env.update(
+            KAFKA_PORT=str(port),
+            RUN_DIR=str(tmp_path / "run"),
+            FAIRUSE_WORKER_WEB_PORT=str(free_port()),  # 6066 may be a running worker's
+        )
 
         done = subprocess.run(
             [str(REPO_ROOT / "deploy" / "run.sh")],
