@@ -300,3 +300,11 @@ def http_get(port: int, path: str, token: str | None = None) -> tuple[int, Any]:
         return status, orjson.loads(body)
     except orjson.JSONDecodeError:
         return status, None
+
+
+def assert_exactly_as_replay(kafka: KafkaSettings, expected: dict[str, list]) -> None:
+    """A read_committed reader of every output topic sees each record id once, and the records
+    replay of the same events makes."""
+    got = consume_all(kafka)
+    assert repeated_ids(got) == {}
+    assert comparable(got) == comparable(expected), differences(got, expected)

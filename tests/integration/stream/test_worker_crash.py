@@ -6,15 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from stream_harness import (
+    assert_exactly_as_replay,
     caught_up,
-    comparable,
-    consume_all,
-    differences,
     end_offsets,
     lag,
     produce,
     read_lines,
-    repeated_ids,
     replay,
     wait_for,
 )
@@ -25,12 +22,6 @@ from fairuse.settings import KafkaSettings
 def published(kafka: KafkaSettings, name: str) -> int:
     """How many records the topic ``name`` holds now."""
     return sum(end_offsets(kafka, kafka.topic(name)).values())
-
-
-def assert_same_as_replay(kafka: KafkaSettings, expected: dict[str, list]) -> None:
-    got = consume_all(kafka)
-    assert repeated_ids(got) == {}
-    assert comparable(got) == comparable(expected), differences(got, expected)
 
 
 def test_sigkill_mid_stream_then_restart_loses_and_doubles_nothing(
@@ -60,7 +51,7 @@ def test_sigkill_mid_stream_then_restart_loses_and_doubles_nothing(
         explain=lambda: lag(kafka_settings, worker.app_id) + worker.log_tail(),
     )
     assert worker.alive(), worker.log_tail()
-    assert_same_as_replay(kafka_settings, expected)
+    assert_exactly_as_replay(kafka_settings, expected)
 
 
 def test_two_workers_split_partitions_and_hand_over_on_kill(
@@ -77,7 +68,7 @@ def test_two_workers_split_partitions_and_hand_over_on_kill(
     first.kill()
     wait_for(lambda: caught_up(kafka_settings, second.app_id), 600, "the surviving worker")
     assert second.alive(), second.log_tail()
-    assert_same_as_replay(kafka_settings, expected)
+    assert_exactly_as_replay(kafka_settings, expected)
 
 
 def test_broker_restart_mid_stream(
@@ -104,4 +95,4 @@ def test_broker_restart_mid_stream(
     assert broker_scripts.run("start").returncode == 0
     wait_for(lambda: caught_up(kafka, worker.app_id), 600, "the worker after the restart")
     assert worker.alive(), worker.log_tail()
-    assert_same_as_replay(kafka, expected)
+    assert_exactly_as_replay(kafka, expected)

@@ -14,14 +14,12 @@ from aiokafka.errors import KafkaError
 from stream_harness import (
     FAIRUSE,
     REPO_ROOT,
+    assert_exactly_as_replay,
     caught_up,
-    comparable,
     consume_all,
-    differences,
     lag,
     produce,
     read_lines,
-    repeated_ids,
     replay,
     wait_for,
 )
@@ -29,12 +27,6 @@ from stream_harness import (
 from fairuse.kafka import client_kwargs
 from fairuse.settings import KafkaSettings
 from fairuse.warehouse.store import Reader
-
-
-def assert_exactly(kafka: KafkaSettings, expected: dict[str, list]) -> None:
-    got = consume_all(kafka)
-    assert repeated_ids(got) == {}
-    assert comparable(got) == comparable(expected), differences(got, expected)
 
 
 def test_a_zombie_producer_is_fenced_by_the_new_owner(
@@ -79,7 +71,7 @@ def test_a_zombie_producer_is_fenced_by_the_new_owner(
         loop.close()
     assert refused is not None, "the zombie's transaction was committed"
     assert worker.alive(), worker.log_tail()
-    assert_exactly(kafka_settings, expected)
+    assert_exactly_as_replay(kafka_settings, expected)
 
 
 def test_paused_worker_past_its_session_is_fenced_and_duplicates_nothing(
@@ -106,7 +98,7 @@ def test_paused_worker_past_its_session_is_fenced_and_duplicates_nothing(
     finally:
         os.kill(first.process.pid, signal.SIGCONT)
     assert first.alive() and second.alive(), first.log_tail() + second.log_tail()
-    assert_exactly(kafka_settings, expected)
+    assert_exactly_as_replay(kafka_settings, expected)
 
 
 def test_after_sigkills_the_sinks_daily_rollup_equals_usage_final(
@@ -131,7 +123,7 @@ def test_after_sigkills_the_sinks_daily_rollup_equals_usage_final(
         worker.kill()
     worker.start()
     wait_for(lambda: caught_up(kafka_settings, worker.app_id), 600, "the restarted worker")
-    assert_exactly(kafka_settings, expected)
+    assert_exactly_as_replay(kafka_settings, expected)
     env = {
         **os.environ,
         "FAIRUSE_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,

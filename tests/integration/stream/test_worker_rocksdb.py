@@ -11,15 +11,12 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from stream_harness import (
+    assert_exactly_as_replay,
     caught_up,
-    comparable,
-    consume_all,
-    differences,
     end_offsets,
     lag,
     produce,
     read_lines,
-    repeated_ids,
     replay,
     wait_for,
 )
@@ -74,12 +71,6 @@ def run_in_two_halves(kafka: KafkaSettings, worker, events: Path, between) -> No
     assert worker.alive(), worker.log_tail()
 
 
-def assert_exactly(kafka: KafkaSettings, expected: dict[str, list]) -> None:
-    got = consume_all(kafka)
-    assert repeated_ids(got) == {}
-    assert comparable(got) == comparable(expected), differences(got, expected)
-
-
 def test_restart_recovers_from_the_local_store_not_the_whole_changelog(
     kafka_settings: KafkaSettings, workers, simulated_events: Path, tmp_path: Path
 ) -> None:
@@ -95,7 +86,7 @@ def test_restart_recovers_from_the_local_store_not_the_whole_changelog(
         lambda: delete_all_records(kafka_settings, changelog),
     )
     assert any((worker.workdir / "var" / "worker" / worker.app_id).rglob("*.db"))
-    assert_exactly(kafka_settings, expected)
+    assert_exactly_as_replay(kafka_settings, expected)
 
 
 def test_restart_without_the_local_store_recovers_from_the_changelog(
@@ -105,4 +96,4 @@ def test_restart_without_the_local_store_recovers_from_the_changelog(
     worker = workers(**ROCKSDB)
     store = worker.workdir / "var" / "worker" / worker.app_id
     run_in_two_halves(kafka_settings, worker, simulated_events, lambda: shutil.rmtree(store))
-    assert_exactly(kafka_settings, expected)
+    assert_exactly_as_replay(kafka_settings, expected)
