@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from fairuse.policy import DEFAULT_POLICY, Policy, parse_policy
+from fairuse.policy import DEFAULT_POLICY, Limits, Policy, Revision
 from fairuse.replay import replay
 
 HOUR = 3_600_000
@@ -72,37 +72,12 @@ def test_case_1_phantom_hours_a_gap_longer_than_the_expiry_accrues_nothing() -> 
     assert not of(records, "fairuse.violations")
 
 
-LOWER_AUDIO_FROM_APRIL = """
-[[revision]]
-id = "2021-01-12"
-effective_from = 2021-01-12T00:00:00Z
-audio_hours_per_day = 8
-video_hours_per_day = 5
-working_days_per_month = 22
-api_calls_per_day = 2400
-stored_calls_per_user = 10000
-warning_ratio = 0.8
-repeat_window_days = 90
-repeat_threshold = 2
-notice_period_days = 14
-enforcement_action = "throttle"
-session_expiry_s = 600
-
-[[revision]]
-id = "2026-04-01"
-effective_from = 2026-04-01T00:00:00Z
-audio_hours_per_day = 4
-video_hours_per_day = 5
-working_days_per_month = 22
-api_calls_per_day = 2400
-stored_calls_per_user = 10000
-warning_ratio = 0.8
-repeat_window_days = 90
-repeat_threshold = 2
-notice_period_days = 14
-enforcement_action = "throttle"
-session_expiry_s = 600
-"""
+LOWER_AUDIO_FROM_APRIL = Policy(
+    [
+        Revision("2021-01-12", ms("2021-01-12T00:00"), Limits()),
+        Revision("2026-04-01", ms("2026-04-01T00:00"), Limits(audio_hours_per_day=4)),
+    ]
+)
 
 
 def test_case_2_retroactive_limits_march_is_judged_by_the_revision_in_force_on_march_1() -> None:
@@ -113,7 +88,7 @@ def test_case_2_retroactive_limits_march_is_judged_by_the_revision_in_force_on_m
     while at < ms("2026-04-02T00:00"):  # a heartbeat every 5 minutes, across March 31 -> April 1
         at += 5 * 60_000
         events.add("session_heartbeat", at, session_id="s1")
-    records = events.run(parse_policy(LOWER_AUDIO_FROM_APRIL))
+    records = events.run(LOWER_AUDIO_FROM_APRIL)
     march = [v for v in of(records, "fairuse.violations") if v["period"] == "2026-03"]
     assert {v["policy_revision"] for v in march} == {"2021-01-12"}
     assert {v["limit"] for v in march} == {176.0}
@@ -168,25 +143,9 @@ def test_case_3b_seats_averaged_activating_an_idle_user_late_hides_no_excess() -
     assert 1 <= exceeded["seats"] < 1.1
 
 
-def policy_text(**values: Any) -> str:
-    """A one-revision policy file: the default limits with ``values`` changed."""
-    limits: dict[str, Any] = {
-        "audio_hours_per_day": 8,
-        "video_hours_per_day": 5,
-        "working_days_per_month": 22,
-        "api_calls_per_day": 2400,
-        "stored_calls_per_user": 10000,
-        "warning_ratio": 0.8,
-        "repeat_window_days": 90,
-        "repeat_threshold": 2,
-        "notice_period_days": 14,
-        "enforcement_action": "throttle",
-        "session_expiry_s": 600,
-        **values,
-    }
-    lines = ["[[revision]]", 'id = "r1"', "effective_from = 2021-01-12T00:00:00Z"]
-    lines += [f"{k} = {orjson.dumps(v).decode()}" for k, v in limits.items()]
-    return "\n".join(lines) + "\n"
+def policy_with(**values: Any) -> Policy:
+    """A one-revision policy: the default limits with ``values`` changed."""
+    return Policy([Revision("r1", ms("2021-01-12T00:00"), Limits(**values))])
 
 
 def enforcement_of(records: list[dict[str, Any]]) -> list[tuple[str, int]]:
@@ -222,7 +181,7 @@ def test_case_6_a_notice_lapses_and_a_strike_eleven_months_later_starts_again() 
 
 
 def test_case_7a_one_roster_event_pushing_two_metrics_over_is_one_strike() -> None:
-    tight = policy_text(audio_hours_per_day=1, video_hours_per_day=1, working_days_per_month=1)
+    tight = policy_with(audio_hours_per_day=1, video_hours_per_day=1, working_days_per_month=1)
     events = Events()
     events.add("user_activated", "2026-03-02T08:00", user_id="u1")
     events.add("user_activated", "2026-03-02T08:00", user_id="u2")
@@ -236,7 +195,7 @@ def test_case_7a_one_roster_event_pushing_two_metrics_over_is_one_strike() -> No
         events.add("session_stopped", "2026-03-02T09:30", session_id=sid)
     events.add("user_deactivated", "2026-03-02T09:30", user_id="u2")
     events.add("user_activated", "2026-03-04T09:30", user_id="u3")  # seats now about 1.03
-    records = events.run(parse_policy(tight))
+    records = events.run(tight)
     exceeded = [v["metric"] for v in of(records, "fairuse.violations") if v["status"] == "exceeded"]
     assert sorted(exceeded) == ["audio_hours", "video_hours"]
     assert enforcement_of(records) == []  # one strike: no notice
@@ -255,13 +214,13 @@ def test_case_7b_calls_at_23_30_and_00_30_are_strikes_on_two_local_days() -> Non
 
 
 def test_one_strike_per_local_day_however_many_limits_are_exceeded() -> None:
-    tight = policy_text(audio_hours_per_day=0.01, working_days_per_month=1, repeat_threshold=2)
+    tight = policy_with(audio_hours_per_day=0.01, working_days_per_month=1, repeat_threshold=2)
     records = (
         Events()
         .add("api_call", "2026-03-02T10:00", count=2401)
         .add("session_started", "2026-03-02T11:00", session_id="s", user_id="u", media="audio")
         .add("session_stopped", "2026-03-02T11:05", session_id="s")
-        .run(parse_policy(tight))
+        .run(tight)
     )
     exceeded = [v["metric"] for v in of(records, "fairuse.violations") if v["status"] == "exceeded"]
     assert exceeded == ["api_calls", "audio_hours"]
@@ -307,7 +266,7 @@ def test_case_8c_daily_api_periods_inside_a_notice_within_bounds_are_excused() -
 
 
 def test_case_8d_announced_monthly_usage_is_left_out_of_the_compared_total() -> None:
-    tight = policy_text(audio_hours_per_day=1, working_days_per_month=1)  # 1 h a month
+    tight = policy_with(audio_hours_per_day=1, working_days_per_month=1)  # 1 h a month
     events = Events()
     _notice(
         events, "2026-03-01T00:00", "2026-03-02T09:00", "2026-03-02T11:00", metrics=["audio_hours"]
@@ -315,7 +274,7 @@ def test_case_8d_announced_monthly_usage_is_left_out_of_the_compared_total() -> 
     events.add("session_started", "2026-03-02T09:00", session_id="s", user_id="u", media="audio")
     for minutes in range(10, 131, 10):  # 09:00-11:10: 2 h announced, 10 min not
         events.add("session_heartbeat", ms("2026-03-02T09:00") + minutes * 60_000, session_id="s")
-    records = events.run(parse_policy(tight))
+    records = events.run(tight)
     assert of(records, "fairuse.violations") == []  # 10 min against 1 h
     row = summary(records, "audio_hours", "2026-03")
     assert row["announced"] == 2.0
@@ -352,7 +311,7 @@ def test_case_10_actions_name_the_metrics_the_excess_and_when_a_throttle_ends() 
 
 
 def test_case_10_throttle_days_sets_how_long_a_throttle_lasts_and_charge_has_no_until() -> None:
-    week = parse_policy(policy_text(throttle_days=7))
+    week = policy_with(throttle_days=7)
     records = (
         Events()
         .add("api_call", "2026-03-02T10:00", count=2401)
@@ -362,7 +321,7 @@ def test_case_10_throttle_days_sets_how_long_a_throttle_lasts_and_charge_has_no_
     )
     action = of(records, "fairuse.enforcement")[-1]
     assert action["until"] == ms("2026-03-25T10:00")
-    charge = parse_policy(policy_text(enforcement_action="charge"))
+    charge = policy_with(enforcement_action="charge")
     records = (
         Events()
         .add("api_call", "2026-03-02T10:00", count=2401)
@@ -451,14 +410,14 @@ def test_flat_channel_weighting_counts_stereo_like_mono() -> None:
         channels=2,
     )
     events.add("session_stopped", "2026-03-02T09:10", session_id="s")
-    flat = events.run(parse_policy(policy_text(channel_weighting="flat")))
+    flat = events.run(policy_with(channel_weighting="flat"))
     assert summary(flat, "audio_hours", "2026-03")["observed"] == 10 / 60
     per_channel = events.run()
     assert summary(per_channel, "audio_hours", "2026-03")["observed"] == 20 / 60
 
 
 def test_per_user_allowance_measures_each_users_own_hours_and_names_the_user() -> None:
-    tight = policy_text(audio_hours_per_day=1, working_days_per_month=1, allowance="per_user")
+    tight = policy_with(audio_hours_per_day=1, working_days_per_month=1, allowance="per_user")
     events = Events()
     for user in ("u1", "u2"):
         events.add("user_activated", "2026-03-02T08:00", user_id=user)
@@ -467,7 +426,7 @@ def test_per_user_allowance_measures_each_users_own_hours_and_names_the_user() -
     for minutes in range(10, 71, 10):  # u1: 70 min; u2: 10 min
         events.add("session_heartbeat", ms("2026-03-02T09:00") + minutes * 60_000, session_id="a")
     events.add("session_heartbeat", "2026-03-02T09:10", session_id="b")
-    records = events.run(parse_policy(tight))
+    records = events.run(tight)
     found = [(v["status"], v["user_id"], v["limit"]) for v in of(records, "fairuse.violations")]
     assert found == [("warning", "u1", 1.0), ("exceeded", "u1", 1.0)]  # pooled 80 min < 2 h
     own = [r for r in of(records, "summary") if r.get("user_id") == "u1"]
