@@ -117,6 +117,7 @@ def register_views(
         if response.status == 200 and "RateLimit" not in response.headers:
             # Forwarded from the owner: Faust's router keeps the body, not the headers.
             response.headers.update(ratelimit_headers(orjson.loads(response.body)))
+            response.headers["Via"] = "1.1 fairuse-worker"
         return response
 
     async def policy_in_force(view: Any, request: Any) -> Any:

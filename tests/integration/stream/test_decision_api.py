@@ -106,6 +106,8 @@ def test_notice_throttle_and_lift_with_retry_after_from_owner_and_forwarder(
         assert headers["RateLimit"] == '"api_calls";r=0;t=43200'
         assert "Retry-After" not in headers
 
+    answers = decision_at(ports, JAN_1_NOON + DAY_MS)
+    assert sorted("Via" in headers for headers, _ in answers) == [False, True]  # one forwarded
     produce(kafka_settings, [api_call(16, 11)])  # a strike at effective_at: throttled 3 days
     until = "2026-01-19T12:00:00+00:00"
     for headers, body in decision_at(ports, JAN_1_NOON + 15 * DAY_MS):
