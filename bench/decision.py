@@ -4,8 +4,8 @@ Starts two ``fairuse worker`` processes in one group on the broker of
 ``FAIRUSE_KAFKA_BOOTSTRAP`` (topics under a fresh prefix), gives ``--tenants`` tenants one event
 each, then asks each worker about each tenant: answered locally by the partition owner, or
 forwarded to it (routed: the response carries ``Via``). Prints, for local and routed requests,
-p50/p99 latency one request at a time and requests/s with ``--concurrency`` requests in flight,
-and the load average.
+p50/p99 latency one request at a time and requests/s with ``--concurrency`` requests in flight
+(``--rounds`` rounds, local and routed alternated), and the load average.
 
     FAIRUSE_KAFKA_BOOTSTRAP=127.0.0.1:19092 .venv/bin/python bench/decision.py [--requests 2000]
 """
@@ -136,12 +136,16 @@ async def run(args: argparse.Namespace, kafka: KafkaSettings, ports: list[int]) 
         print(f"tenants {len(tenants)}: {len(found['local'])} local, {len(found['routed'])} routed")
         for kind in ("local", "routed"):
             await measure(session, found[kind], 100, args.concurrency)  # warm-up
-            latencies, rate = await measure(session, found[kind], args.requests, args.concurrency)
-            print(
-                f"{kind:6} p50 {percentile(latencies, 50):6.2f} ms  "
-                f"p99 {percentile(latencies, 99):6.2f} ms  "
-                f"{rate:7.0f} requests/s at concurrency {args.concurrency}"
-            )
+        for round_ in range(1, args.rounds + 1):  # alternated: load drifts on a shared machine
+            for kind in ("local", "routed"):
+                latencies, rate = await measure(
+                    session, found[kind], args.requests, args.concurrency
+                )
+                print(
+                    f"round {round_} {kind:6} p50 {percentile(latencies, 50):6.2f} ms  "
+                    f"p99 {percentile(latencies, 99):6.2f} ms  "
+                    f"{rate:7.0f} requests/s at concurrency {args.concurrency}"
+                )
     print("load average: " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
 
 
@@ -150,6 +154,7 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=64)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--deadline", type=float, default=600.0, help="s to wait for workers")
     parser.add_argument("--ports", type=int, nargs=2, default=[16101, 16102])
     args = parser.parse_args()
