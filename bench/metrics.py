@@ -6,8 +6,9 @@
    core. Stable on a busy machine.
 1. Throughput of ``fairuse worker`` over the same pre-produced events with metrics on and off
    (``FAIRUSE_METRICS_ENABLED``), alternating, ``--rounds`` times each, in one run: each rate,
-   the medians and their ratio. bench/stream.py measures the worker the same way (fresh topics
-   and group per run; events/s from the first progress to everything committed).
+   the medians and their ratio, and the cost within each round's back-to-back pair.
+   bench/stream.py measures the worker the same way (fresh topics and group per run; events/s
+   from the first progress to everything committed).
 2. Series per worker: ``/metrics`` of a worker that processed a simulated fleet, counted by
    metric family (``fairuse_*`` and the process's own).
 
@@ -51,7 +52,6 @@ def in_process_share(pairs: list, kafka: KafkaSettings, rounds: int) -> tuple[fl
         spent_core = spent_metrics = 0.0
         for batch_messages in batches:
             started = time.perf_counter()
-            core.begin()
             batch = core.process(batch_messages)
             core.commit()
             done = time.perf_counter()
@@ -74,7 +74,7 @@ async def rates(base: KafkaSettings, pairs: list, workdir: Path, rounds: int) ->
     for _ in range(rounds):
         for mode in ("on", "off"):
             os.environ["FAIRUSE_METRICS_ENABLED"] = "true" if mode == "on" else "false"
-            rate = await worker_throughput(base, pairs, workdir)
+            rate = await worker_throughput(base, [], pairs, workdir)  # no history
             found[mode].append(rate)
             print(f"  metrics {mode:<3} {rate:,.0f} events/s", flush=True)
     os.environ.pop("FAIRUSE_METRICS_ENABLED", None)
@@ -121,7 +121,7 @@ async def main() -> None:
     args = parser.parse_args()
     base = load_settings().kafka
     workdir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
-    pairs = fleet(args.events, args.tenants)
+    _, pairs = fleet(args.events, args.tenants)
     print(
         f"broker {base.bootstrap}, {base.events_partitions} partitions, {len(pairs):,} events "
         f"of {args.tenants} tenants, {args.rounds} rounds, logs in {workdir}"
@@ -133,9 +133,12 @@ async def main() -> None:
     )
     found = await rates(base, pairs, workdir, args.rounds)
     on, off = statistics.median(found["on"]), statistics.median(found["off"])
+    # Each round's on/off pair ran back to back: its ratio drifts less with the machine's load.
+    pair_costs = [1 - a / b for a, b in zip(found["on"], found["off"], strict=True)]
     print(
         f"throughput  median with metrics {on:,.0f} events/s, without {off:,.0f} events/s: "
-        f"cost {1 - on / off:+.1%}"
+        f"cost {1 - on / off:+.1%}; per round {', '.join(f'{c:+.1%}' for c in pair_costs)}, "
+        f"median {statistics.median(pair_costs):+.1%}"
     )
     counts = await series(base, pairs[:20_000], workdir)
     ours = {name: n for name, n in counts.items() if name.startswith("fairuse_")}
