@@ -26,7 +26,7 @@ from kafka_support import scaled_s
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FAIRUSE = [sys.executable, "-m", "fairuse"]
-OUTPUT_TOPICS = ("usage", "violations", "enforcement", "dead-letter")
+OUTPUT_TOPICS = ("usage", "violations", "enforcement", "dead-letter", "statements")
 
 
 def wait_for(
@@ -106,6 +106,11 @@ def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
         return {tp.partition: offset for tp, offset in ends.items()}
 
     return asyncio.run(run())
+
+
+def published(kafka: KafkaSettings, name: str) -> int:
+    """How many records the topic ``name`` holds now (committed or not)."""
+    return sum(end_offsets(kafka, kafka.topic(name)).values())
 
 
 def lag(kafka: KafkaSettings, group: str) -> str:
@@ -191,6 +196,7 @@ RECORD_ID = {
     "enforcement": lambda r: r["enforcement_id"],
     "dead-letter": lambda r: r["dead_letter_id"],
     "usage": lambda r: (r["event_id"], r["session_id"], r["metric"], r["day"]),
+    "statements": lambda r: r.get("adjustment_id") or r["statement_id"],
 }
 
 
@@ -307,5 +313,6 @@ def assert_exactly_as_replay(kafka: KafkaSettings, expected: dict[str, list]) ->
     """A read_committed reader of every output topic sees each record id once, and the records
     replay of the same events makes."""
     got = consume_all(kafka)
-    assert repeated_ids(got) == {}
+    repeats = repeated_ids(got)
+    assert not repeats, {name: (len(ids), ids[:3]) for name, ids in repeats.items()}
     assert comparable(got) == comparable(expected), differences(got, expected)
