@@ -92,6 +92,22 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
+def store_owner(store: Path) -> subprocess.Popen:
+    """A process holding ``store`` and serving queries on it, as the running sink does."""
+    code = (
+        "import sys, time; from pathlib import Path; "
+        "from fairuse.warehouse.client import connect; "
+        "from fairuse.warehouse.owner import QueryOwner; "
+        f"QueryOwner(connect('chdb://{store}'), Path('{store}')).start(); "
+        "print('ready', flush=True); sys.stdin.read()"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert owner.stdout is not None and owner.stdout.readline().strip() == b"ready"
+    return owner
+
+
 async def measure(ledger: Ledger, store: Path, runs: int) -> None:
     worker, worker_url = await serve(worker_stub(ledger))
     settings = load_settings({"FAIRUSE_PORTAL_SECRET": "bench"})
@@ -144,7 +160,15 @@ def main(argv: list[str] | None = None) -> int:
         lines = sum(1 for _ in events.open("rb"))
         print(f"month: {lines:,} events of {args.tenants} tenants over {args.days} days, "
               f"replayed and stored in {time.perf_counter() - started:.1f} s")  # fmt: skip
-        asyncio.run(measure(ledger, Path(tmp) / "warehouse", args.runs))
+        store = Path(tmp) / "warehouse"
+        print("the store held by its owner (a running sink):")
+        owner = store_owner(store)
+        try:
+            asyncio.run(measure(ledger, store, args.runs))
+        finally:
+            owner.communicate(b"")
+        print("the store opened by the portal itself at each visit (no sink running):")
+        asyncio.run(measure(ledger, store, args.runs))
     return 0
 
 

@@ -127,7 +127,9 @@ class Portal:
         )
 
     async def start(self, _app: web.Application) -> None:
-        """Open the HTTP session to the worker."""
+        """Compile the templates and open the HTTP session to the worker."""
+        for name in self.templates.list_templates():
+            self.templates.get_template(name)
         self._session = aiohttp.ClientSession()
 
     async def stop(self, _app: web.Application) -> None:

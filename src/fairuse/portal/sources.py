@@ -8,8 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
+import orjson
 
 from fairuse.errors import FairUseError
+from fairuse.warehouse.client import is_embedded
 from fairuse.warehouse.reports import Query
 from fairuse.warehouse.store import Reader
 
@@ -36,10 +38,13 @@ class WorkerApi:
             async with self._session.get(
                 self._base + path, params=params, headers=self._headers, timeout=self._timeout
             ) as response:
-                body = await response.json(content_type=None) if response.status < 500 else None
-                return response.status, body
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                status, raw = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise WorkerUnavailable(f"the worker at {self._base} did not answer: {exc}") from exc
+        try:
+            return status, orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return status, None  # e.g. aiohttp's plain "404: Not Found" of an unknown route
 
     async def _tenant(self, tenant: str, what: str, params: dict[str, str] | None = None) -> Any:
         status, body = await self._get(f"/v1/tenants/{tenant}/{what}", params)
@@ -74,10 +79,16 @@ class WorkerApi:
 
 
 class Warehouse:
-    """Runs report queries off the event loop, one at a time (the embedded engine is shared)."""
+    """Runs report queries off the event loop, one at a time (the embedded engine is shared).
+
+    The connection stays open while it goes to a server or through the embedded store's owner
+    (the running sink); a store this process had to open itself is released after each visit,
+    so a sink can start and take it.
+    """
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
+        self._reader: Reader | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portal-warehouse")
 
     async def rows(self, *queries: Query) -> list[list[dict[str, Any]]]:
@@ -87,9 +98,21 @@ class Warehouse:
         )
 
     def _read(self, queries: list[Query]) -> list[list[dict[str, Any]]]:
-        with Reader(self.dsn) as reader:
-            return [reader.query(sql, params).dicts() for sql, params in queries]
+        reader = self._reader or Reader(self.dsn)
+        self._reader = None
+        try:
+            rows = [reader.query(sql, params).dicts() for sql, params in queries]
+        except BaseException:
+            reader.close()  # the next visit looks for the store (or its owner) again
+            raise
+        if is_embedded(self.dsn) and reader.via_owner is None:
+            reader.close()
+        else:
+            self._reader = reader
+        return rows
 
     def close(self) -> None:
-        """Stop the reading thread."""
+        """Release the store and stop the reading thread."""
         self._pool.shutdown(wait=True)
+        if self._reader is not None:
+            self._reader.close()

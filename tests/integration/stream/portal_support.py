@@ -166,11 +166,12 @@ def portal_month(kafka_bootstrap: str, events: Path, tmp: Path) -> Iterator[Port
         stack.enter_context(
             _process(["sink", "--group", f"sink-{kafka.topic_prefix}"], sink_env, tmp / "sink.log")
         )
-        outputs = consume_all(kafka, ["usage", "violations", "enforcement"])
         ids = {orjson.loads(line)["event_id"] for line in lines}
         month = PortalMonth(kafka, worker, store, "", [], tmp / "portal.log")
 
         def stored() -> bool:
+            # the worker's expiry timer may still close idle sessions: compare with the topics now
+            outputs = consume_all(kafka, ["usage", "violations", "enforcement"])
             try:
                 (counts,) = month.query(
                     "SELECT (SELECT count() FROM usage FINAL) AS usage,"
@@ -184,7 +185,7 @@ def portal_month(kafka_bootstrap: str, events: Path, tmp: Path) -> Iterator[Port
             expected = {name: len(records) for name, records in outputs.items()}
             return counts == {**expected, "events": len(ids)}
 
-        wait_for(stored, 300, "the sink to store the month", every_s=1)
+        wait_for(stored, 300, "the sink to store the month", every_s=2)
         port = free_port()
         portal_env = _env(
             kafka, store,
