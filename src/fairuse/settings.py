@@ -291,6 +291,28 @@ def _portal_settings(env: Mapping[str, str]) -> PortalSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DecisionSettings:
+    """The worker's decision endpoint for gateways (``FAIRUSE_DECISION_CACHE_MAX_AGE_S``): how
+    long a gateway may cache a decision (``Cache-Control: max-age``, ``cache_max_age_s``)."""
+
+    cache_max_age_s: int = 5
+
+
+def _decision_settings(env: Mapping[str, str]) -> DecisionSettings:
+    var = "FAIRUSE_DECISION_CACHE_MAX_AGE_S"
+    raw = env.get(var)
+    if not raw:
+        return DecisionSettings()
+    try:
+        seconds = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{var} must be an integer, got {raw!r}") from exc
+    if not 0 <= seconds <= 3600:
+        raise ConfigError(f"{var} is out of range (0-3600): {seconds}")
+    return DecisionSettings(cache_max_age_s=seconds)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """All of fairuse's configuration."""
 
@@ -304,6 +326,7 @@ class Settings:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     ops: OpsSettings = field(default_factory=OpsSettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
+    decision: DecisionSettings = field(default_factory=DecisionSettings)
 
     @property
     def resolved_warehouse_dsn(self) -> str:
@@ -362,4 +385,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ingest=_ingest_settings(env),
         ops=_ops_settings(env),
         portal=_portal_settings(env),
+        decision=_decision_settings(env),
     )

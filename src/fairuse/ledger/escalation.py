@@ -67,7 +67,14 @@ def on_violation(
                 until = ts + limits.throttle_days * DAY_MS
             else:
                 until = calendar.period_end(violation.period)
-            state.throttle = PendingNotice(action_id, until, pending.action)
+            state.throttle = PendingNotice(
+                action_id,
+                until,
+                pending.action,
+                list(strike_ids),
+                [strike.metric for strike in strikes],
+                ts,
+            )
         return [
             Enforcement(
                 enforcement_id=action_id,
@@ -85,7 +92,14 @@ def on_violation(
         return []
     notice_id = stable_id(tenant_id, "notice", *strike_ids)
     effective_at = max(ts, state.clock_ms) + limits.notice_period_days * DAY_MS
-    state.pending = PendingNotice(notice_id, effective_at, limits.enforcement_action)
+    state.pending = PendingNotice(
+        notice_id,
+        effective_at,
+        limits.enforcement_action,
+        list(strike_ids),
+        [strike.metric for strike in strikes],
+        ts,
+    )
     return [
         Enforcement(
             enforcement_id=notice_id,

@@ -74,11 +74,16 @@ class HeldStop(Packed):
 
 @dataclass(slots=True)
 class PendingNotice(Packed):
-    """An enforcement notice awaiting its ``effective_at``."""
+    """An enforcement notice awaiting its ``effective_at`` (a throttle in force: its action id
+    and ``until``), with the violations behind it, their metrics (one per strike, in order) and
+    when it was issued (empty / 0 in entries written before they were kept)."""
 
     enforcement_id: str
     effective_at: int
     action: str
+    violation_ids: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    issued_at: int = 0
 
 
 @dataclass(slots=True)

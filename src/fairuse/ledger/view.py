@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fairuse.events import METRICS
-from fairuse.ledger.calendar import calendar_for
+from fairuse.ledger.calendar import Calendar, calendar_for
 from fairuse.ledger.metrics import (
     HOUR_METRICS,
     MS_PER_HOUR,
@@ -33,37 +33,16 @@ def usage_view(state: TenantState, policy: Policy, at_ms: int) -> dict[str, Any]
     revision, limits = policy.limits_at(state.tenant_id, at_ms)
     calendar = calendar_for(limits.timezone)
     day = calendar.day_of(at_ms)
-    month = day[:7]
     seat_count = seats(state)
-    view_metrics: dict[str, dict[str, Any]] = {}
-    for metric in METRICS:
-        period = day if metric == "api_calls" else month
-        row = state.periods.get(metric, {}).get(period)
-        observed: float | int
-        if metric in HOUR_METRICS:
-            observed = (
-                (row.weighted_ms - row.announced) / MS_PER_HOUR if type(row) is HoursRow else 0.0
-            )
-        elif metric == "api_calls":
-            observed = row.calls if type(row) is CallsRow else 0
-        else:
-            observed = len(state.calls) / seat_count
-        averaged = average_seats(state, calendar, month) if metric in HOUR_METRICS else seat_count
-        _, period_limits = policy.limits_at(state.tenant_id, calendar.period_start(period))
-        limit = limit_of(metric, period_limits, averaged)
-        view_metrics[metric] = {
-            "period": period,
-            "observed": observed,
-            "limit": limit,
-            "percent": 100.0 * observed / limit if limit else 0.0,
-            "unit": UNITS[metric],
-        }
+    view_metrics = {
+        metric: metric_usage(state, policy, metric, calendar, day) for metric in METRICS
+    }
     expiry_ms = limits.session_expiry_s * 1000
     return {
         "tenant_id": state.tenant_id,
         "at": at_ms,
         "day": day,
-        "month": month,
+        "month": day[:7],
         "timezone": limits.timezone,
         "policy_revision": revision.id,
         "seats": seat_count,
@@ -71,4 +50,32 @@ def usage_view(state: TenantState, policy: Policy, at_ms: int) -> dict[str, Any]
             sid for sid, s in state.sessions.items() if is_open(s, at_ms, expiry_ms)
         ),
         "metrics": view_metrics,
+    }
+
+
+def metric_usage(
+    state: TenantState, policy: Policy, metric: str, calendar: Calendar, day: str
+) -> dict[str, Any]:
+    """``{"period", "observed", "limit", "percent", "unit"}`` of ``metric`` in the period holding
+    the local ``day`` (the day for api_calls, its month otherwise), as :func:`usage_view` shows
+    it."""
+    month = day[:7]
+    period = day if metric == "api_calls" else month
+    row = state.periods.get(metric, {}).get(period)
+    observed: float | int
+    if metric in HOUR_METRICS:
+        observed = (row.weighted_ms - row.announced) / MS_PER_HOUR if type(row) is HoursRow else 0.0
+    elif metric == "api_calls":
+        observed = row.calls if type(row) is CallsRow else 0
+    else:
+        observed = len(state.calls) / seats(state)
+    averaged = average_seats(state, calendar, month) if metric in HOUR_METRICS else seats(state)
+    _, period_limits = policy.limits_at(state.tenant_id, calendar.period_start(period))
+    limit = limit_of(metric, period_limits, averaged)
+    return {
+        "period": period,
+        "observed": observed,
+        "limit": limit,
+        "percent": 100.0 * observed / limit if limit else 0.0,
+        "unit": UNITS[metric],
     }

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from fairuse.events import Event, parse_event
 from fairuse.ledger import Ledger, TenantState, usage_view
+from fairuse.ledger.decision import decide
 from fairuse.ledger.keyed import SEP
 from fairuse.policy import Policy
 from fairuse.records import OutputRecord, Violation
@@ -326,6 +327,13 @@ class StreamCore:
         if entry is None:
             return None
         return usage_view(entry.state, self.policy, entry.state.clock_ms)
+
+    def decision(self, tenant_id: str, metric: str) -> dict[str, Any] | None:
+        """The gateway decision for ``metric`` of ``tenant_id`` at its latest event time
+        (:func:`fairuse.ledger.decision.decide`), or None for an unknown tenant; ValueError for
+        an unknown metric."""
+        entry = self._peek(tenant_id)
+        return None if entry is None else decide(entry.state, self.policy, metric)
 
     def violations_of(self, tenant_id: str) -> list[dict[str, Any]] | None:
         """The tenant's latest violations seen by this process (oldest first), or None for an
