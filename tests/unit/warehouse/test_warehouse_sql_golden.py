@@ -57,6 +57,9 @@ CASES = {
             "kind": "enforcement", "family": "enforcement.",
         },
     ),
+    "statements": (
+        reports.statements("2026-11", "acme"), {"month": "2026-11", "tenant": "acme"}
+    ),
 }  # fmt: skip
 
 
