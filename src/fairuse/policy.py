@@ -67,6 +67,7 @@ class Limits:
     notice_min_lead: int = 24
     notice_max_length: int = 14
     throttle_days: int = 0
+    close_grace: int = 48  # hours after a period's end before its statement (issue 10)
 
     def __post_init__(self) -> None:
         for name in FLOAT_FIELDS:  # 8 and 8.0 are one limit: store floats, hash and print alike
@@ -79,6 +80,7 @@ OPTIONAL_FIELDS: tuple[str, ...] = (
     "notice_min_lead",
     "notice_max_length",
     "throttle_days",
+    "close_grace",
 )
 """Settings a revision may omit (then :class:`Limits`' defaults apply)."""
 LIMIT_FIELDS: tuple[str, ...] = tuple(
@@ -246,6 +248,7 @@ _CHECKS: dict[str, Callable[[object], object]] = {
     "notice_min_lead": _integer(0, 8760, "a number of hours from 0 to 8760"),
     "notice_max_length": _integer(1, 366, "a number of days from 1 to 366"),
     "throttle_days": _integer(0, 366, "a number of days from 0 to 366 (0: end of the period)"),
+    "close_grace": _integer(0, 720, "a number of hours from 0 to 720"),
 }
 _REVISION_KEYS = ("id", "effective_from", *SETTING_FIELDS, "tenants")
 _TENANT_KEYS = SETTING_FIELDS

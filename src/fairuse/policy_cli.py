@@ -43,6 +43,7 @@ UNITS: dict[str, str] = {
     "notice_min_lead": "h before a prior notice's start",
     "notice_max_length": "days at most per prior notice",
     "throttle_days": "days a throttle lasts (0: to the end of its period)",
+    "close_grace": "h after a period's end before its statement",
 }
 
 _ACTIONS_ATTR = "fairuse_policy_actions"

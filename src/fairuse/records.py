@@ -121,6 +121,51 @@ class DeadLetter(Record):
     source: str
 
 
+@dataclass(frozen=True, slots=True)
+class Statement(Record):
+    """The final figures of a closed period of one tenant and metric, for billing.
+
+    Emitted once when the tenant clock passes the period's end plus ``close_grace``;
+    ``period_start``/``period_end`` are ISO instants (UTC), ``closed_at`` the tenant clock (ms).
+    """
+
+    TOPIC: ClassVar[str] = "fairuse.statements"
+    kind: Literal["statement"]
+    statement_id: str
+    tenant_id: str
+    metric: Metric
+    period: str
+    period_start: str
+    period_end: str
+    observed: float
+    limit: float
+    seats: float
+    excess: float
+    unit: Unit
+    announced: float
+    violation_ids: tuple[str, ...]
+    policy_revision: str
+    closed_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment(Record):
+    """A change to a closed period (its statement) caused by one late event (``caused_by``)."""
+
+    TOPIC: ClassVar[str] = "fairuse.statements"
+    kind: Literal["adjustment"]
+    adjustment_id: str
+    statement_id: str
+    tenant_id: str
+    metric: Metric
+    period: str
+    delta_observed: float
+    delta_excess: float
+    delta_announced: float
+    caused_by: str
+    at: int
+
+
 def dead_letter(
     raw: bytes | str,
     reason: RejectionReason,
@@ -163,4 +208,4 @@ def rejected(raw: bytes | str, rejection: Rejection, *, source: str) -> DeadLett
     )
 
 
-OutputRecord = Violation | Enforcement | UsageAccrual | DeadLetter
+OutputRecord = Violation | Enforcement | UsageAccrual | DeadLetter | Statement | Adjustment

@@ -21,12 +21,20 @@ import orjson
 from fairuse.errors import FairUseError
 from fairuse.ledger import Ledger
 from fairuse.policy import DEFAULT_POLICY, Policy, load_policy
-from fairuse.records import DeadLetter, Enforcement, Record, UsageAccrual, Violation
+from fairuse.records import (
+    Adjustment,
+    DeadLetter,
+    Enforcement,
+    Record,
+    Statement,
+    UsageAccrual,
+    Violation,
+)
 
 SUMMARY_TOPIC = "summary"
 _TOPIC_SUFFIX: dict[type, bytes] = {
     cls: b',"topic":' + orjson.dumps(cls.TOPIC) + b"}\n"
-    for cls in (Violation, Enforcement, UsageAccrual, DeadLetter)
+    for cls in (Violation, Enforcement, UsageAccrual, DeadLetter, Statement, Adjustment)
 }
 
 
@@ -40,13 +48,16 @@ class ReplayCounts:
     violations: int = 0
     enforcement: int = 0
     usage: int = 0
+    statements: int = 0
+    adjustments: int = 0
 
     def line(self) -> str:
         """The one-line summary printed to stderr."""
         return (
             f"replay: {self.events} events, {self.dead_letters} dead letters, "
             f"{self.duplicates} duplicates, {self.violations} violations, "
-            f"{self.enforcement} enforcement, {self.usage} usage accruals"
+            f"{self.enforcement} enforcement, {self.usage} usage accruals, "
+            f"{self.statements} statements, {self.adjustments} adjustments"
         )
 
 
@@ -89,6 +100,10 @@ def replay(
                 counts.violations += 1
             elif cls is Enforcement:
                 counts.enforcement += 1
+            elif cls is Statement:
+                counts.statements += 1
+            elif cls is Adjustment:
+                counts.adjustments += 1
             else:
                 counts.dead_letters += 1
             write(record_line(record))

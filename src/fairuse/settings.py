@@ -27,6 +27,7 @@ TOPIC_NAMES = (
     "notifications",
     "notify-dead-letter",
     "notify-deliveries",
+    "statements",
 )
 
 
@@ -116,7 +117,7 @@ class NotifySettings:
     """The notifier ``fairuse notify`` (``FAIRUSE_NOTIFY_*``); see docs/notifications.md."""
 
     subscriptions: Path | None = None
-    topics: tuple[str, ...] = ("violations", "enforcement")
+    topics: tuple[str, ...] = ("violations", "enforcement", "statements")
     group_id: str = "fairuse-notify"
     offset_reset: Literal["earliest", "latest"] = "earliest"
     web_host: str = "127.0.0.1"

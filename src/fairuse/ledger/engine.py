@@ -1,8 +1,9 @@
 """The ledger: a fold of each tenant's events through the rules, emitting output records.
 
 ``Ledger.process(raw, source)`` parses one payload, drops repeated event ids, applies rules 1-6 and
-returns the records in emission order: dead letters, usage accruals, violations, enforcement, each
-in the order they arise. Pure: no I/O, no clock, no environment; time is the events' time.
+returns the records in emission order: dead letters, usage accruals, violations, enforcement, then
+adjustments and statements (rule 7), each in the order they arise. Pure: no I/O, no clock, no
+environment; time is the events' time.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from fairuse.events import (
     UserDeactivated,
     encode_event,
 )
-from fairuse.ledger import escalation, metrics, notices, sessions, thresholds
+from fairuse.ledger import escalation, metrics, notices, sessions, statements, thresholds
 from fairuse.ledger.calendar import DAY_MS, Calendar, calendar_for
 from fairuse.ledger.dedup import DEFAULT_HORIZON_MS
 from fairuse.ledger.intake import parse
@@ -475,14 +476,31 @@ class Ledger:
             if lifted:
                 step.enforcement = (step.enforcement or []) + lifted
         _HANDLERS[type(event)](step, event, raw, source)
-        if step.touched is not None:
-            step.check_touched(step.touched)
+        touched = step.touched
+        if touched is not None:
+            step.check_touched(touched)
+        if touched is not None or state.clock_ms >= state.next_close_ms:
+            settled = statements.settle(
+                state, touched or (), self._statement_rules(step), step.calendar, event.event_id
+            )
+        else:
+            settled = None
         if state.clock_ms >= state.next_upkeep_ms:
             self._upkeep(state, limits)
         self.states[tenant_id] = state
         if step.enforcement is not None:
-            return step.out + step.enforcement
+            step.out += step.enforcement
+        if settled:
+            step.out += settled
         return step.out
+
+    def _statement_rules(self, step: _Step) -> statements.PeriodRules:
+        """The revision and limits judging each period of the step's tenant (rule 7)."""
+        if step.period_rules is None:
+            found = (step.revision, step.limits)
+            return lambda period: found
+        tenant_id, calendar = step.state.tenant_id, step.calendar
+        return lambda period: self._rules_of_period(tenant_id, calendar, period)
 
     def _rules_at(self, tenant_id: str, ts: int) -> _Rules:
         """The revision, limits and calendar in force for the tenant at ``ts``, and where they
@@ -548,3 +566,5 @@ class Ledger:
                 archive_period(self._archive, state.tenant_id, metric, period, rows.pop(period))
         state.marks.prune(keep_from)
         metrics.prune_seat_time(state, keep_from)
+        statements.forget_closed(state, keep_from)
+        state.next_close_ms = 0  # look at every row again (rows that no event touched)

@@ -1,10 +1,10 @@
 """The ledger's memory of one tenant: :class:`TenantState`, typed accumulators and byte forms.
 
 The state is a small entry whose size does not grow with the tenant's history (open sessions,
-the periods of the last 100 days, status marks, notices, strikes, the pending notice, the
-roster, counters) plus keyed collections that do grow with it and therefore keep one key per item
-outside the entry (stored call ids, remembered event ids, stopped sessions; see
-:mod:`fairuse.ledger.keyed`).
+the periods of the last 100 days and their closed figures, status marks, notices, strikes, the
+pending notice, the roster, counters) plus keyed collections that do grow with it and therefore
+keep one key per item outside the entry (stored call ids, remembered event ids, stopped
+sessions; see :mod:`fairuse.ledger.keyed`).
 
 Every accumulator is a small class owning its row shape and its byte form. Rows are
 :class:`Packed` dataclasses: their byte form is the list of their fields in order, so a field
@@ -157,6 +157,16 @@ class StoredRow(Packed):
     limit: float | int
 
 
+@dataclass(slots=True)
+class Closed(Packed):
+    """A closed period's figures as billing last heard them (its statement plus adjustments)."""
+
+    observed: float
+    excess: float
+    announced: float
+    adjustments: int = 0
+
+
 Row = HoursRow | CallsRow | StoredRow
 ROW_TYPES: dict[str, type[HoursRow] | type[CallsRow] | type[StoredRow]] = {
     "audio_hours": HoursRow,
@@ -233,6 +243,9 @@ class TenantState:
     strike_day: str = ""  # local day of the newest strike (one strike per day)
     throttle: PendingNotice | None = None  # the throttle in force: action id, until, action
     rejected: dict[str, int] = field(default_factory=dict)  # dead-lettered starts: id -> ts
+    closed: dict[tuple[str, str], Closed] = field(default_factory=dict)  # (metric, period)
+    closed_before: str = ""  # periods before this month were closed and forgotten
+    next_close_ms: int = 0  # tenant clock at which the next open period closes (0: look)
 
     @classmethod
     def new(cls, tenant_id: str, keys: Keys | None = None) -> TenantState:
@@ -279,6 +292,12 @@ class TenantState:
             "throttle": None if self.throttle is None else self.throttle.to_list(),
             "rejected": self.rejected,
         }
+        if self.closed or self.closed_before or self.next_close_ms:  # rule 7, when in use
+            out["closed"] = [
+                self.closed_before,
+                self.next_close_ms,
+                [[m, p, *c.to_list()] for (m, p), c in self.closed.items()],
+            ]
         if seen.legacy:
             out["legacy_seen"] = [[d.hex(), h] for d, h in seen.legacy.items()]
         return orjson.dumps(out)
@@ -316,6 +335,9 @@ class TenantState:
             throttle = obj["throttle"]
             state.throttle = None if throttle is None else PendingNotice.from_list(throttle)
             state.rejected = obj["rejected"]
+        if "closed" in obj:  # absent before issue 10, and while no period was looked at
+            state.closed_before, state.next_close_ms, closed = obj["closed"]
+            state.closed = {(m, p): Closed.from_list(c) for m, p, *c in closed}
         return state
 
     @classmethod

@@ -1,7 +1,8 @@
 """Record kinds: what a subscriber subscribes to, derived from a record's own fields (pure).
 
-The kind does not depend on the topic, so a new topic (e.g. ``fairuse.statements``) is subscribed
-to by adding it to ``FAIRUSE_NOTIFY_TOPICS``: its records are recognised by their id field.
+The kind does not depend on the topic: records are recognised by their id field (the notifier
+reads ``fairuse.statements`` by default too). The record's time is its ``ts``, a statement's
+``closed_at`` or an adjustment's ``at``.
 
 | record | id field | kind |
 |---|---|---|
@@ -63,7 +64,7 @@ def identify(record: Any) -> RecordRef | None:
             if not isinstance(sub, str) or f"{family}.{sub}" not in KNOWN_KINDS:
                 return None
             kind = f"{family}.{sub}"
-        ts = record.get("ts")
+        ts = record.get("ts", record.get("closed_at", record.get("at")))  # statement, adjustment
         return RecordRef(record_id, kind, record["tenant_id"], ts if isinstance(ts, int) else 0)
     return None
 

@@ -38,7 +38,7 @@ METRIC_LABELS = (*get_args(Metric), OTHER)
 STATUS_LABELS = (*get_args(Status), OTHER)
 KIND_LABELS = (*get_args(EnforcementKind), OTHER)
 ACTION_LABELS = (*get_args(EnforcementAction), OTHER)
-RECORD_LABELS = ("usage", "violations", "enforcement", "dead-letter", OTHER)
+RECORD_LABELS = ("usage", "violations", "enforcement", "dead-letter", "statements", OTHER)
 DUPLICATE_LABELS = ("redelivered", "event_id")
 
 BATCH_EVENT_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000)

@@ -129,6 +129,14 @@ def _report_notices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_statements(args: argparse.Namespace) -> int:
+    with Reader(_settings(args).resolved_warehouse_dsn) as reader:
+        found = reader.query(*reports.statements(args.month, args.tenant))
+        who = f" of {args.tenant}" if args.tenant else ""
+        _print(found, args, f"Statements{who} for {args.month}, adjustments applied")
+    return 0
+
+
 def _latest_month(reader: Reader) -> str:
     """The month of the latest accrual or violation (the current UTC month if there is none)."""
     sql, params = reports.latest_month()
@@ -238,6 +246,13 @@ def register(subparsers: Any) -> None:
     )
     _common(notices)
     notices.set_defaults(func=_report_notices)
+    stm = rsub.add_parser(
+        "statements", help="billing: closed periods of a month with their adjustments applied"
+    )
+    stm.add_argument("--month", required=True, help="YYYY-MM (monthly periods and their days)")
+    stm.add_argument("--tenant", help="one tenant (default: all)")
+    _common(stm)
+    stm.set_defaults(func=_report_statements)
     summ = rsub.add_parser(
         "summary", help="offenders, violations and enforcement of a month in one go"
     )

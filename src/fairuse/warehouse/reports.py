@@ -1,19 +1,20 @@
 """One query builder per analyst question, each returning ``(sql, params)``.
 
 Values are bound server-side (``{name:Type}``), never formatted into the SQL; the SQL text of
-each builder is constant and golden-tested. Correctness rules: ``usage``, ``violations`` and
-``enforcement`` are read with FINAL (republished records collapse by their identity), sums are
-re-aggregated at read time, and days are the tenant's local days (accruals carry them; raw
-events are converted with the tenant's time zone).
+each builder is constant and golden-tested. Correctness rules: ``usage``, ``violations``,
+``enforcement``, ``statements`` and ``adjustments`` are read with FINAL (republished records
+collapse by their identity), sums are re-aggregated at read time, and days are the tenant's
+local days (accruals carry them; raw events are converted with the tenant's time zone).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from fairuse.errors import WarehouseError
+from fairuse.warehouse.result import QueryResult
 
 Query = tuple[str, dict[str, Any]]
 
@@ -239,6 +240,55 @@ def notices(tenant: str, month: str, kind: str | None = None) -> Query:
     return _NOTICES, params
 
 
+_STATEMENTS = """\
+SELECT tenant_id, metric, period, statement_id,
+       sum(observed) AS observed, maxIf(`limit`, line = 'statement') AS `limit`,
+       maxIf(seats, line = 'statement') AS seats, sum(excess) AS excess, any(unit) AS unit,
+       sum(announced) AS announced, countIf(line = 'adjustment') AS adjustments,
+       maxIf(policy_revision, line = 'statement') AS policy_revision,
+       maxIf(closed_at, line = 'statement') AS closed_at
+FROM
+(
+    SELECT 'statement' AS line, tenant_id, metric, period, statement_id, observed, `limit`,
+           seats, excess, unit, announced, policy_revision, closed_at
+    FROM statements FINAL
+    WHERE startsWith(period, {month:String})
+      AND ({tenant:String} = '' OR tenant_id = {tenant:String})
+    UNION ALL
+    SELECT 'adjustment' AS line, tenant_id, metric, period, statement_id,
+           delta_observed AS observed, 0 AS `limit`, 0 AS seats, delta_excess AS excess,
+           '' AS unit, delta_announced AS announced, '' AS policy_revision,
+           toDateTime64(0, 3, 'UTC') AS closed_at
+    FROM adjustments FINAL
+    WHERE startsWith(period, {month:String})
+      AND ({tenant:String} = '' OR tenant_id = {tenant:String})
+)
+GROUP BY tenant_id, metric, period, statement_id
+HAVING countIf(line = 'statement') > 0
+ORDER BY tenant_id, metric, period"""
+
+
+def statements(month: str, tenant: str | None = None) -> Query:
+    """One line per tenant, metric and period of ``month`` (the month itself, or its days for
+    api_calls) with the period's adjustments applied: the figures to invoice."""
+    month_bounds(month)
+    return _STATEMENTS, {"month": month, "tenant": tenant or ""}
+
+
+class QueryRunner(Protocol):
+    """Anything that runs a bound query: :class:`fairuse.warehouse.store.Reader`."""
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> QueryResult: ...
+
+
+def statement_lines(client: QueryRunner, month: str, tenant: str | None = None) -> list[dict]:
+    """The statement lines of ``month`` (of ``tenant`` only, if given) as dicts: ``tenant_id``,
+    ``metric``, ``period``, ``statement_id``, final ``observed``, ``limit``, ``seats``,
+    ``excess``, ``unit``, ``announced``, ``adjustments`` (how many were applied),
+    ``policy_revision`` and ``closed_at``."""
+    return client.query(*statements(month, tenant)).dicts()
+
+
 BUILDERS = {
     "usage_daily": usage_daily,
     "usage_totals": usage_totals,
@@ -249,6 +299,7 @@ BUILDERS = {
     "month_enforcement": month_enforcement,
     "consistency": consistency,
     "notices": notices,
+    "statements": statements,
 }
 
 _SEATS = """\

@@ -46,6 +46,15 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "attempt", "outcome", "status", "latency_ms", "error", "gave_up", "attempted_at",
         "record_ts", "published_at", "source",
     ),
+    "statements": (
+        "statement_id", "tenant_id", "metric", "period", "period_start", "period_end",
+        "observed", "limit", "seats", "excess", "unit", "announced", "violation_ids",
+        "policy_revision", "closed_at", "source",
+    ),
+    "adjustments": (
+        "adjustment_id", "statement_id", "tenant_id", "metric", "period", "delta_observed",
+        "delta_excess", "delta_announced", "caused_by", "at", "source",
+    ),
 }  # fmt: skip
 
 TOPIC_TABLES: dict[str, str] = {
@@ -55,6 +64,7 @@ TOPIC_TABLES: dict[str, str] = {
     "enforcement": "enforcement",
     "dead-letter": "dead_letters",
     "notifications": "notifications",
+    "statements": "statements",  # kind "adjustment" goes to the adjustments table
 }
 
 Row = tuple[Any, ...]
@@ -169,6 +179,38 @@ def _notification(obj: dict[str, Any], source: str) -> Row:
     )  # fmt: skip
 
 
+def _instant(obj: dict[str, Any], name: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(_str(obj, name))
+    except ValueError as exc:
+        raise _Bad("out_of_range", f"field '{name}' is not an ISO instant") from exc
+    if moment.tzinfo is None:
+        raise _Bad("out_of_range", f"field '{name}' has no UTC offset")
+    return moment.astimezone(dt.UTC)
+
+
+def _statement(obj: dict[str, Any], source: str) -> Row:
+    violation_ids = _field(obj, "violation_ids", list)
+    if not all(isinstance(v, str) for v in violation_ids):
+        raise _Bad("wrong_type", "field 'violation_ids' must be a list of strings")
+    return (
+        _str(obj, "statement_id"), _str(obj, "tenant_id"), _str(obj, "metric"),
+        _str(obj, "period"), _instant(obj, "period_start"), _instant(obj, "period_end"),
+        _num(obj, "observed"), _num(obj, "limit"), _num(obj, "seats"), _num(obj, "excess"),
+        _str(obj, "unit"), _num(obj, "announced"), violation_ids, _str(obj, "policy_revision"),
+        _time(obj, "closed_at"), source,
+    )  # fmt: skip
+
+
+def _adjustment(obj: dict[str, Any], source: str) -> Row:
+    return (
+        _str(obj, "adjustment_id"), _str(obj, "statement_id"), _str(obj, "tenant_id"),
+        _str(obj, "metric"), _str(obj, "period"), _num(obj, "delta_observed"),
+        _num(obj, "delta_excess"), _num(obj, "delta_announced"), _str(obj, "caused_by"),
+        _time(obj, "at"), source,
+    )  # fmt: skip
+
+
 def dead_letter_row(letter: DeadLetter, origin: str) -> Row:
     """The ``dead_letters`` row of a dead letter (``origin``: ``core`` or ``sink``)."""
     ts = ms_to_datetime(letter.ts) if letter.ts is not None else None
@@ -196,6 +238,8 @@ _RECORD_ROWS: dict[str, Callable[[dict[str, Any], str], Row]] = {
     "enforcement": _enforcement,
     "dead_letters": _core_dead_letter,
     "notifications": _notification,
+    "statements": _statement,
+    "adjustments": _adjustment,
 }
 
 
@@ -211,6 +255,8 @@ def message_row(table: str, raw: bytes, source: str) -> tuple[str, Row]:
             raise _Bad("bad_json", f"bad JSON: {exc}") from exc
         if not isinstance(obj, dict):
             raise _Bad("not_an_object", f"payload is a JSON {type(obj).__name__}, not an object")
+        if table == "statements" and obj.get("kind") == "adjustment":
+            table = "adjustments"  # the statements topic carries both kinds
         return table, _RECORD_ROWS[table](obj, source)
     except _Bad as exc:
         tenant = obj.get("tenant_id") if isinstance(obj, dict) else ""

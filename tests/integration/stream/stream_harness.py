@@ -26,7 +26,7 @@ from kafka_support import scaled_s
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FAIRUSE = [sys.executable, "-m", "fairuse"]
-OUTPUT_TOPICS = ("usage", "violations", "enforcement", "dead-letter")
+OUTPUT_TOPICS = ("usage", "violations", "enforcement", "dead-letter", "statements")
 
 
 def wait_for(
@@ -105,6 +105,11 @@ def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
         return {tp.partition: offset for tp, offset in ends.items()}
 
     return asyncio.run(run())
+
+
+def published(kafka: KafkaSettings, name: str) -> int:
+    """How many records the topic ``name`` holds now (committed or not)."""
+    return sum(end_offsets(kafka, kafka.topic(name)).values())
 
 
 def lag(kafka: KafkaSettings, group: str) -> str:
@@ -190,6 +195,7 @@ RECORD_ID = {
     "enforcement": lambda r: r["enforcement_id"],
     "dead-letter": lambda r: r["dead_letter_id"],
     "usage": lambda r: (r["event_id"], r["session_id"], r["metric"], r["day"]),
+    "statements": lambda r: r.get("adjustment_id") or r["statement_id"],
 }
 
 

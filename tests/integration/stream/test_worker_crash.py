@@ -8,20 +8,15 @@ from pathlib import Path
 from stream_harness import (
     assert_exactly_as_replay,
     caught_up,
-    end_offsets,
     lag,
     produce,
+    published,
     read_lines,
     replay,
     wait_for,
 )
 
 from fairuse.settings import KafkaSettings
-
-
-def published(kafka: KafkaSettings, name: str) -> int:
-    """How many records the topic ``name`` holds now."""
-    return sum(end_offsets(kafka, kafka.topic(name)).values())
 
 
 def test_sigkill_mid_stream_then_restart_loses_and_doubles_nothing(

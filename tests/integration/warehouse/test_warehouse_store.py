@@ -20,7 +20,7 @@ from fairuse.warehouse.store import Reader
 
 TABLES = {
     "events", "usage", "usage_daily", "usage_daily_by_user", "violations", "enforcement",
-    "dead_letters", "notifications", "schema_migrations",
+    "dead_letters", "notifications", "statements", "adjustments", "schema_migrations",
 }  # fmt: skip
 
 

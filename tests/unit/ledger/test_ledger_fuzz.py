@@ -12,7 +12,14 @@ from ledger_support import DAY, HOUR, ms, policy
 
 from fairuse.events import EVENT_TYPES
 from fairuse.ledger import Ledger, TenantState, usage_view
-from fairuse.records import DeadLetter, Enforcement, UsageAccrual, Violation
+from fairuse.records import (
+    Adjustment,
+    DeadLetter,
+    Enforcement,
+    Statement,
+    UsageAccrual,
+    Violation,
+)
 
 BASE = ms("2026-01-30T20:00")
 ZONE_TENANTS = {"a": "Europe/Berlin", "b": "America/Los_Angeles"}
@@ -88,6 +95,7 @@ def test_arbitrary_histories_keep_the_invariants(events: list[dict[str, Any]]) -
 
     statuses: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     ladder: dict[str, list[str]] = defaultdict(list)
+    stated: dict[str, list[str]] = defaultdict(list)
     for record in records:
         if isinstance(record, UsageAccrual):
             assert record.raw_ms > 0 and record.weighted_ms >= record.raw_ms
@@ -97,6 +105,12 @@ def test_arbitrary_histories_keep_the_invariants(events: list[dict[str, Any]]) -
         elif isinstance(record, Enforcement):
             ladder[record.tenant_id].append(record.kind)
             assert record.strikes and record.effective_at >= record.ts
+        elif isinstance(record, Statement):
+            assert record.excess >= 0 and record.limit > 0 and record.seats >= 1
+            stated[record.tenant_id].append(record.statement_id)
+        elif isinstance(record, Adjustment):  # of a statement emitted before it
+            if record.tenant_id not in very_late:
+                assert record.statement_id in stated[record.tenant_id]
         else:
             assert isinstance(record, DeadLetter)
             assert record.reason in (
@@ -110,6 +124,9 @@ def test_arbitrary_histories_keep_the_invariants(events: list[dict[str, Any]]) -
             assert len(found) == len(set(found))  # each status once per period
         if "exceeded" in found or "excused" in found:
             assert found[0] == "warning"
+    for tenant, ids in stated.items():
+        if tenant not in very_late:
+            assert len(ids) == len(set(ids))  # one statement per tenant, metric and period
     for kinds in ladder.values():  # notice, action, notice, action, ...
         assert all(kind == ("notice", "action")[i % 2] for i, kind in enumerate(kinds))
     for state in ledger.states.values():

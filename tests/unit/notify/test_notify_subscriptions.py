@@ -6,12 +6,16 @@ import logging
 import os
 from pathlib import Path
 
+import orjson
 import pytest
 
 from fairuse.errors import ConfigError
+from fairuse.ledger import Ledger
 from fairuse.notify.kinds import identify, kind_matches
 from fairuse.notify.subscriptions import SubscriptionFile, Target, parse_subscriptions
-from fairuse.records import Enforcement, Violation
+from fairuse.policy import DEFAULT_POLICY
+from fairuse.records import Adjustment, Enforcement, Statement, Violation
+from fairuse.settings import NotifySettings
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -120,3 +124,29 @@ def test_a_changed_file_is_reloaded_and_a_bad_one_keeps_the_last_good(
 def test_a_missing_file_at_start_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read subscriptions file"):
         SubscriptionFile(tmp_path / "nope.toml")
+
+
+def test_statements_and_adjustments_of_the_ledger_are_routed_by_their_kind() -> None:
+    """The notifier reads fairuse.statements by default; a subscriber to ``statement`` gets the
+    core's statements (timed by ``closed_at``), one to ``adjustment`` its adjustments."""
+    ledger, records = Ledger(DEFAULT_POLICY), []
+    for event in (
+        {"type": "api_call", "event_id": "e1", "tenant_id": "acme", "ts": 1_772_704_800_000},
+        {"type": "api_call", "event_id": "e2", "tenant_id": "acme", "ts": 1_772_928_000_000},
+        {"type": "api_call", "event_id": "e3", "tenant_id": "acme", "ts": 1_772_704_800_001},
+    ):  # 03-05 10:00, 03-08 00:00 (closes 03-05), a late call of 03-05
+        records += ledger.process(orjson.dumps(event), "t")
+    statement = next(r for r in records if isinstance(r, Statement))
+    adjustment = next(r for r in records if isinstance(r, Adjustment))
+    refs = [identify(orjson.loads(r.to_json())) for r in (statement, adjustment)]
+    assert [(r.kind, r.record_id, r.ts) for r in refs if r is not None] == [
+        ("statement", statement.statement_id, statement.closed_at),
+        ("adjustment", adjustment.adjustment_id, adjustment.at),
+    ]
+    assert "statements" in NotifySettings().topics
+    subs = parse_subscriptions(
+        '[[subscription]]\nname = "billing"\ntenant = "*"\nkinds = ["statement"]\n'
+        'email = ["billing@acme.example"]\n'
+    )
+    assert [t.address for t in subs.targets_for("acme", "statement")] == ["billing@acme.example"]
+    assert subs.targets_for("acme", "adjustment") == []

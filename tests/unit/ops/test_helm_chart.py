@@ -180,8 +180,9 @@ def test_the_default_render_has_every_piece_of_the_deployment() -> None:
     topics = {o["spec"]["topicName"] for o in by_kind(objects, "KafkaTopic").values()}
     assert topics == {
         f"fairuse.{t}"
-        for t in ("events", "usage", "violations", "enforcement", "dead-letter", "policy")
-    }
+        for t in ("events", "usage", "violations", "enforcement", "dead-letter", "statements",
+                  "policy")
+    }  # fmt: skip
 
 
 def test_the_worker_is_a_statefulset_with_a_volume_and_a_headless_service() -> None:

@@ -264,7 +264,8 @@ def test_unknown_revision_field_far_from_its_table() -> None:
         "audio_hours_per_day, video_hours_per_day, working_days_per_month, api_calls_per_day, "
         "stored_calls_per_user, warning_ratio, repeat_window_days, repeat_threshold, "
         "notice_period_days, enforcement_action, session_expiry_s, timezone, allowance, "
-        "channel_weighting, notice_min_lead, notice_max_length, throttle_days, tenants)"
+        "channel_weighting, notice_min_lead, notice_max_length, throttle_days, close_grace, "
+        "tenants)"
     )
 
 

@@ -64,7 +64,7 @@ def test_replay_writes_records_with_topics_and_counts(
     err = capsys.readouterr().err.strip()
     assert err == (
         "replay: 6 events, 1 dead letters, 1 duplicates, 2 violations, 0 enforcement, "
-        "1 usage accruals"
+        "1 usage accruals, 0 statements, 0 adjustments"
     )
 
 

@@ -60,9 +60,11 @@ def plain_ledger_outputs(policy: Policy = DEFAULT_POLICY) -> list[OutputRecord]:
 def identity(record: OutputRecord) -> object:
     if isinstance(record, UsageAccrual):
         return ("usage", record.event_id, record.session_id, record.metric, record.day)
-    return record.to_dict().get(
-        "violation_id", record.to_dict().get("enforcement_id", getattr(record, "dead_letter_id", 0))
-    )
+    data = record.to_dict()
+    for field in ("violation_id", "enforcement_id", "adjustment_id", "statement_id"):
+        if field in data:
+            return data[field]
+    return getattr(record, "dead_letter_id", 0)
 
 
 def canonical(records: list[bytes]) -> list[bytes]:
@@ -94,7 +96,7 @@ def test_batched_core_publishes_exactly_the_plain_ledgers_records() -> None:
     assert [o.topic for o in published] == [topic_for(r, KAFKA) for r in expected]
     assert all(o.key == r.tenant_id.encode() for o, r in zip(published, expected, strict=True))
     assert {o.topic for o in published} <= {
-        f"t1.{n}" for n in ("usage", "violations", "enforcement", "dead-letter")
+        f"t1.{n}" for n in ("usage", "violations", "enforcement", "dead-letter", "statements")
     }
     tenant = orjson.loads(all_messages[0].value)["tenant_id"]
     entry = TenantEntry.from_bytes(store[entry_key(tenant)], Overlay(store))

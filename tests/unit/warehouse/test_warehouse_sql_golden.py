@@ -63,6 +63,9 @@ CASES = {
     ),
     "usage_notices": (reports.usage_notices("acme"), {"tenant": "acme"}),
     "tenants": (reports.tenants(), {}),
+    "statements": (
+        reports.statements("2026-11", "acme"), {"month": "2026-11", "tenant": "acme"}
+    ),
 }  # fmt: skip
 
 

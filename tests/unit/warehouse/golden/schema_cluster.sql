@@ -201,3 +201,53 @@ ALTER TABLE violations_local ON CLUSTER prod
 ALTER TABLE enforcement_local ON CLUSTER prod
     ADD COLUMN IF NOT EXISTS metrics String DEFAULT '[]' AFTER strikes,
     ADD COLUMN IF NOT EXISTS until Nullable(DateTime64(3, 'UTC')) AFTER metrics;
+
+-- migration 0004_statements
+CREATE TABLE IF NOT EXISTS statements_local ON CLUSTER prod
+(
+    statement_id    String,
+    tenant_id       LowCardinality(String),
+    metric          LowCardinality(String),
+    period          String,
+    period_start    DateTime64(3, 'UTC'),
+    period_end      DateTime64(3, 'UTC'),
+    observed        Float64,
+    `limit`         Float64,
+    seats           Float64,
+    excess          Float64,
+    unit            LowCardinality(String),
+    announced       Float64,
+    violation_ids   Array(String),
+    policy_revision String,
+    closed_at       DateTime64(3, 'UTC'),
+    source          String,
+    ingested_at     DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/statements_local', '{replica}')
+ORDER BY (tenant_id, period, metric, statement_id)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS statements ON CLUSTER prod AS statements_local
+ENGINE = Distributed(prod, currentDatabase(), statements_local, cityHash64(tenant_id));
+
+CREATE TABLE IF NOT EXISTS adjustments_local ON CLUSTER prod
+(
+    adjustment_id   String,
+    statement_id    String,
+    tenant_id       LowCardinality(String),
+    metric          LowCardinality(String),
+    period          String,
+    delta_observed  Float64,
+    delta_excess    Float64,
+    delta_announced Float64,
+    caused_by       String,
+    `at`            DateTime64(3, 'UTC'),
+    source          String,
+    ingested_at     DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/adjustments_local', '{replica}')
+ORDER BY (tenant_id, period, metric, statement_id, adjustment_id)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS adjustments ON CLUSTER prod AS adjustments_local
+ENGINE = Distributed(prod, currentDatabase(), adjustments_local, cityHash64(tenant_id));

@@ -177,3 +177,47 @@ ALTER TABLE violations
 ALTER TABLE enforcement
     ADD COLUMN IF NOT EXISTS metrics String DEFAULT '[]' AFTER strikes,
     ADD COLUMN IF NOT EXISTS until Nullable(DateTime64(3, 'UTC')) AFTER metrics;
+
+-- migration 0004_statements
+CREATE TABLE IF NOT EXISTS statements
+(
+    statement_id    String,
+    tenant_id       LowCardinality(String),
+    metric          LowCardinality(String),
+    period          String,
+    period_start    DateTime64(3, 'UTC'),
+    period_end      DateTime64(3, 'UTC'),
+    observed        Float64,
+    `limit`         Float64,
+    seats           Float64,
+    excess          Float64,
+    unit            LowCardinality(String),
+    announced       Float64,
+    violation_ids   Array(String),
+    policy_revision String,
+    closed_at       DateTime64(3, 'UTC'),
+    source          String,
+    ingested_at     DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree()
+ORDER BY (tenant_id, period, metric, statement_id)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS adjustments
+(
+    adjustment_id   String,
+    statement_id    String,
+    tenant_id       LowCardinality(String),
+    metric          LowCardinality(String),
+    period          String,
+    delta_observed  Float64,
+    delta_excess    Float64,
+    delta_announced Float64,
+    caused_by       String,
+    `at`            DateTime64(3, 'UTC'),
+    source          String,
+    ingested_at     DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree()
+ORDER BY (tenant_id, period, metric, statement_id, adjustment_id)
+SETTINGS non_replicated_deduplication_window = 1000;
