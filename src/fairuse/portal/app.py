@@ -267,7 +267,8 @@ class Views:
         return self.portal.render("standing.html", standing=standing, pending=pending, **context)
 
     async def history(self, request: web.Request) -> web.Response:
-        """History: daily usage per metric over the month with the limit pace, top users."""
+        """History: daily usage per metric over the month with the limit pace, top users, and
+        the month's closed statements."""
         tenant = self._tenant(request)
         if tenant is None:
             return await self._picker(request)
@@ -284,8 +285,10 @@ class Views:
         if not _MONTH_RE.fullmatch(month):
             raise web.HTTPBadRequest(text="month must be YYYY-MM")
         try:
-            daily, users = await self.portal.warehouse.rows(
-                reports.usage_daily(tenant, month, timezone), reports.top_users(tenant, month)
+            daily, users, lines = await self.portal.warehouse.rows(
+                reports.usage_daily(tenant, month, timezone),
+                reports.top_users(tenant, month),
+                reports.statements(month, tenant),  # = reports.statement_lines
             )
         except FairUseError as exc:
             return self.portal.render("history.html", status=503, problem=str(exc), **context)
@@ -294,6 +297,7 @@ class Views:
             month=month,
             metrics=pages.history(month, daily, usage),
             users=pages.top_users(users),
+            statements=pages.statements(lines),
             **{**context, "timezone": timezone},
         )
 

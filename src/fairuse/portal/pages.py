@@ -219,6 +219,21 @@ def history(
     return result
 
 
+def statements(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Statement lines (``reports.statement_lines``, adjustments applied) with texts."""
+    return [
+        {
+            **row,
+            "label": LABELS.get(row["metric"], row["metric"]).replace(" today", ""),
+            **{
+                f"{name}_text": amount(float(row[name]), row["unit"])
+                for name in ("observed", "limit", "excess", "announced")
+            },
+        }
+        for row in rows
+    ]
+
+
 def top_users(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Top users rows with their hours as text."""
     return [{**row, "hours_text": amount(float(row["hours"]), "hours")} for row in rows]

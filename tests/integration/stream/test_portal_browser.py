@@ -52,7 +52,7 @@ def _busiest(month: PortalMonth) -> str:
     """The tenant whose standing shows most: the highest share of a limit."""
 
     def worst(tenant: str) -> float:
-        usage = month.api(f"/tenants/{tenant}/usage")
+        usage = month.api(f"/v1/tenants/{tenant}/usage")
         return max(float(m["percent"]) for m in usage["metrics"].values())
 
     return max(month.tenants, key=worst)
@@ -67,7 +67,7 @@ def test_each_page_in_chromium_with_bars_numbers_and_the_notice_form(
     driver = browser
     tenant = _busiest(month_portal)
     base = month_portal.link(tenant)
-    usage = month_portal.api(f"/tenants/{tenant}/usage")
+    usage = month_portal.api(f"/v1/tenants/{tenant}/usage")
 
     driver.get(base + "/standing")
     assert driver.title.startswith("Standing")

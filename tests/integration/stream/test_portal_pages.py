@@ -13,6 +13,7 @@ from stream_harness import consume_all, wait_for
 from fairuse.portal.links import ADMIN
 from fairuse.portal.pages import amount
 from fairuse.warehouse import reports
+from fairuse.warehouse.store import Reader
 
 
 def test_standing_shows_the_worker_api_numbers(month_portal: PortalMonth) -> None:
@@ -20,7 +21,7 @@ def test_standing_shows_the_worker_api_numbers(month_portal: PortalMonth) -> Non
 
         def same(tenant: str = tenant) -> bool:
             status, page = fetch(month_portal.link(tenant) + "/standing")
-            usage = month_portal.api(f"/tenants/{tenant}/usage")
+            usage = month_portal.api(f"/v1/tenants/{tenant}/usage")
             assert status == 200, page
             shown = {s["data-metric"]: s for s in tagged(page, "data-observed")}
             assert set(shown) == set(usage["metrics"])
@@ -31,16 +32,20 @@ def test_standing_shows_the_worker_api_numbers(month_portal: PortalMonth) -> Non
                 assert amount(view["observed"], view["unit"]) in unescape(page)
                 assert amount(view["limit"], view["unit"]) in unescape(page)
             assert f"{usage['seats']} named active user" in page
+            for metric in usage["metrics"]:  # a pending notice or active throttle, in words
+                decision = month_portal.api(f"/v1/tenants/{tenant}/decision?metric={metric}")
+                if decision["reason"]:
+                    assert decision["reason"]["text"] in unescape(page)
             return True
 
         wait_for(same, 60, f"the standing page of {tenant} to match the API")
 
 
-def test_history_shows_the_warehouse_numbers_and_the_live_limit(
+def test_history_shows_the_warehouse_numbers_statements_and_the_live_limit(
     month_portal: PortalMonth,
 ) -> None:
     for tenant in month_portal.tenants:
-        usage = month_portal.api(f"/tenants/{tenant}/usage")
+        usage = month_portal.api(f"/v1/tenants/{tenant}/usage")
         for month in ("2026-11", usage["month"]):
             status, page = fetch(month_portal.link(tenant) + f"/history?month={month}")
             assert status == 200, page
@@ -57,6 +62,12 @@ def test_history_shows_the_warehouse_numbers_and_the_live_limit(
                 if month == usage["month"]:
                     assert limit == float(usage["metrics"][metric]["limit"])
                 assert ('class="pace-line"' in section) == (metric != "api_calls")
+            with Reader(month_portal.dsn) as reader:
+                lines = reports.statement_lines(reader, month, tenant)
+            shown = [(s["data-statement-id"], float(s["data-observed"]), float(s["data-excess"]))
+                     for s in tagged(page, "data-statement-id")]  # fmt: skip
+            assert shown == [(s["statement_id"], float(s["observed"]), float(s["excess"]))
+                             for s in lines]  # fmt: skip
             users = month_portal.query(*reports.top_users(tenant, month))
             shown = [(u["data-user"], float(u["data-hours"])) for u in tagged(page, "data-hours")]
             assert shown == [(u["user_id"], float(u["hours"])) for u in users]
