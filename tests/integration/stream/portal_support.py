@@ -35,6 +35,7 @@ from fairuse.events import Rejection, parse_event
 from fairuse.portal.links import sign
 from fairuse.settings import KafkaSettings
 from fairuse.topics import create_topics
+from fairuse.warehouse.owner import read_owner
 from fairuse.warehouse.store import Reader
 from kafka_support import free_port, scaled_s
 
@@ -48,14 +49,14 @@ class PortalMonth:
 
     kafka: KafkaSettings
     worker: WorkerProcess
-    store: Path
+    store: Path  # the sink's FAIRUSE_DATA_DIR (the warehouse is its ``warehouse``)
     url: str
     tenants: list[str]
     portal_log: Path
 
     @property
     def dsn(self) -> str:
-        return f"chdb://{self.store.resolve()}"
+        return f"chdb://{(self.store / 'warehouse').resolve()}"
 
     def link(self, tenant: str, ttl_s: int = 3600) -> str:
         """A signed link prefix (``…/p/<token>``) for ``tenant`` (``*`` = admin)."""
@@ -166,6 +167,8 @@ def portal_month(kafka_bootstrap: str, events: Path, tmp: Path) -> Iterator[Port
         stack.enter_context(
             _process(["sink", "--group", f"sink-{kafka.topic_prefix}"], sink_env, tmp / "sink.log")
         )
+        # the sink holds the store and serves queries: never open it from here before that
+        wait_for(lambda: read_owner(store / "warehouse"), 120, "the sink's query service")
         ids = {orjson.loads(line)["event_id"] for line in lines}
         month = PortalMonth(kafka, worker, store, "", [], tmp / "portal.log")
 
