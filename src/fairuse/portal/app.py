@@ -295,7 +295,7 @@ class Views:
         return self.portal.render(
             "history.html",
             month=month,
-            metrics=pages.history(month, daily, usage),
+            metrics=pages.history(month, daily, usage, lines),
             users=pages.top_users(users),
             statements=pages.statements(lines),
             **{**context, "timezone": timezone},

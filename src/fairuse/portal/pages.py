@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar as month_calendar
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -177,13 +178,18 @@ class MetricHistory:
 
 
 def history(
-    month: str, daily_rows: list[dict[str, Any]], usage: dict[str, Any] | None
+    month: str,
+    daily_rows: list[dict[str, Any]],
+    usage: dict[str, Any] | None,
+    statement_rows: Sequence[dict[str, Any]] = (),
 ) -> list[MetricHistory]:
     """Daily usage per metric over ``month`` (warehouse ``usage_daily`` rows); limits from the
-    worker's usage view when it is of the same month."""
+    worker's usage view when it is of the same month, else from the month's statements."""
     year, number = int(month[:4]), int(month[5:])
     length = month_calendar.monthrange(year, number)[1]
-    live = usage["metrics"] if usage and usage.get("month") == month else {}
+    live = dict(usage["metrics"]) if usage and usage.get("month") == month else {}
+    for row in statement_rows:
+        live.setdefault(row["metric"], {"limit": row["limit"]})
     result: list[MetricHistory] = []
     for metric in HISTORY_METRICS:
         unit = "calls" if metric == "api_calls" else "hours"

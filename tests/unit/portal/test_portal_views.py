@@ -69,3 +69,6 @@ def test_history_puts_each_day_in_place_with_the_live_limit_of_the_same_month() 
     assert video.total_text == "0.00 h" and calls.limit == 2400.0
     (other_month, _, _) = history("2025-11", [], USAGE)
     assert other_month.limit == 0.0 and len(other_month.days) == 30
+    closed = [{"metric": "audio_hours", "period": "2025-11", "limit": 352.0}]
+    (other_month, _, _) = history("2025-11", [], USAGE, closed)
+    assert other_month.limit == 352.0
