@@ -64,8 +64,8 @@ def history_chart(
     parts = [
         f'<svg class="history" viewBox="0 0 {_n(width)} {_n(height)}" role="img" '
         f'aria-label="{escape(label)}">',
-        f'<text x="{_n(pad)}" y="16" font-size="12" fill="{INK}">{escape(unit)}; '
-        f"top {_n(top)}</text>",
+        f'<text x="{_n(pad)}" y="16" font-size="12" fill="{INK}">{escape(unit)}, axis up to '
+        f"{top:,.1f}</text>",
         f'<line x1="{_n(pad)}" x2="{_n(width)}" y1="{_n(y(0))}" y2="{_n(y(0))}" stroke="{INK}"/>',
     ]
     for index, amount in enumerate(amounts):

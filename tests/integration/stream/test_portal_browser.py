@@ -82,6 +82,7 @@ def test_each_page_in_chromium_with_bars_numbers_and_the_notice_form(
         drawn = float(fill.get_attribute("width")) / float(limit_line.get_attribute("x1"))
         assert drawn == pytest.approx(view["observed"] / view["limit"], rel=0.01, abs=0.01)
         assert section.find_elements(By.CSS_SELECTOR, "svg.bar line.warning-line")
+    _shot(driver, "standing")
     # the page fits a phone's width, and the keyboard reaches the skip link first
     driver.set_window_size(390, 844)
     assert driver.execute_script(
@@ -89,8 +90,7 @@ def test_each_page_in_chromium_with_bars_numbers_and_the_notice_form(
     )
     driver.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
     assert driver.switch_to.active_element.text == "Skip to content"
-    _shot(driver, "standing-phone")
-    _shot(driver, "standing")
+    driver.save_screenshot(str(SHOTS / "standing-phone.png"))
 
     driver.get(base + "/history")
     charts = driver.find_elements(By.CSS_SELECTOR, "svg.history")
@@ -100,6 +100,9 @@ def test_each_page_in_chromium_with_bars_numbers_and_the_notice_form(
     for chart in charts:
         assert len(chart.find_elements(By.CSS_SELECTOR, "rect.day")) == days
     assert len(driver.find_elements(By.CSS_SELECTOR, "svg.history line.pace-line")) == 2
+    _shot(driver, "history-current")
+    driver.get(base + "/history?month=2026-11")  # the simulated month's first, whole month
+    assert len(driver.find_elements(By.CSS_SELECTOR, "svg.history")) == 3
     _shot(driver, "history")
 
     driver.get(base + "/notices")
