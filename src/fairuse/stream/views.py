@@ -5,16 +5,17 @@
 tenant token (``FAIRUSE_API_TENANT_TOKENS``) only its own. 401 without or with an unknown token,
 403 for another tenant's data, 404 for a tenant this pipeline has never seen, 400 for a missing
 or unknown metric. ``GET /v1/policy`` (any valid token) names the policy in force on this
-worker. A request reaching a worker that does not process the tenant's events partition is
-forwarded to the one that does.
-The unversioned paths of before (``/tenants/...``, ``/policy``) are deprecated aliases: the same
-answers, with a ``Deprecation`` header and a ``Link`` to the ``/v1`` path.
+worker; ``GET /v1/openapi.json`` (no token) is the API's OpenAPI 3.1 document. A request
+reaching a worker that does not process the tenant's events partition is forwarded to the one
+that does. The unversioned paths of before (``/tenants/...``, ``/policy``) are deprecated
+aliases: the same answers, with a ``Deprecation`` header and a ``Link`` to the ``/v1`` path.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from typing import Any
 
 import faust
@@ -30,6 +31,11 @@ from fairuse.stream.core import StreamCore
 Handler = Callable[..., Awaitable[Any]]
 
 V1 = "/v1"
+
+
+def openapi_document() -> bytes:
+    """The worker API's OpenAPI 3.1 document (``src/fairuse/stream/openapi.json``)."""
+    return resources.files("fairuse.stream").joinpath("openapi.json").read_bytes()
 
 
 def register_views(
@@ -111,6 +117,7 @@ def register_views(
         if response.status == 200 and "RateLimit" not in response.headers:
             # Forwarded from the owner: Faust's router keeps the body, not the headers.
             response.headers.update(ratelimit_headers(orjson.loads(response.body)))
+            response.headers["Via"] = "1.1 fairuse-worker"
         return response
 
     async def policy_in_force(view: Any, request: Any) -> Any:
@@ -128,3 +135,7 @@ def register_views(
     page("/tenants/{tenant_id}/violations", tenant_violations)
     page("/policy", policy_in_force)
     app.page(V1 + "/tenants/{tenant_id}/decision")(tenant_decision)
+
+    @app.page(V1 + "/openapi.json")
+    async def openapi(view: Any, request: Any) -> Any:
+        return view.bytes(openapi_document(), content_type="application/json")

@@ -3,19 +3,22 @@ notice, throttle and lift, asked of the partition owner and of the other worker.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 import orjson
 from stream_harness import caught_up, http_get, produce, wait_for
 
 from fairuse.events import TS_MIN_MS
+from fairuse.gateway import FairUseASGI, FairUseWSGI, Gate, GatewayConfig
 from fairuse.policy import DEFAULT_POLICY, Policy, Revision, policy_to_toml
 from fairuse.settings import KafkaSettings
-from kafka_support import scaled_s
+from kafka_support import free_port, scaled_s
 
 ADMIN = "admin-token"
 TOKENS = {
@@ -103,6 +106,8 @@ def test_notice_throttle_and_lift_with_retry_after_from_owner_and_forwarder(
         assert headers["RateLimit"] == '"api_calls";r=0;t=43200'
         assert "Retry-After" not in headers
 
+    answers = decision_at(ports, JAN_1_NOON + DAY_MS)
+    assert sorted("Via" in headers for headers, _ in answers) == [False, True]  # one forwarded
     produce(kafka_settings, [api_call(16, 11)])  # a strike at effective_at: throttled 3 days
     until = "2026-01-19T12:00:00+00:00"
     for headers, body in decision_at(ports, JAN_1_NOON + 15 * DAY_MS):
@@ -156,3 +161,96 @@ def test_v1_paths_and_the_deprecated_aliases_answer_alike(
         assert headers["Deprecation"] == "true"
         assert headers["Link"] == f'</v1{path}>; rel="successor-version"'
     assert get(port, "/tenants/globex/usage", "acme-token")[0] == 403
+
+
+class FakeClock:
+    """Seconds that pass only when the test says so (the gateway cache's clock)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def hello_asgi(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+def hello_wsgi(environ: Any, start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+def through_asgi(app: FairUseASGI, tenant: str) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP request of ``tenant`` through an ASGI app: status, headers (lower case), body."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "headers": [(b"x-tenant-id", tenant.encode())],
+    }
+    asyncio.run(app(scope, receive, send))
+    start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body
+
+
+def through_wsgi(app: FairUseWSGI, tenant: str) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP request of ``tenant`` through a WSGI app: status, headers (lower case), body."""
+    environ: dict[str, Any] = {"HTTP_X_TENANT_ID": tenant}
+    setup_testing_defaults(environ)
+    started: list[Any] = []
+    body = b"".join(
+        app(environ, lambda status, headers, exc_info=None: started.append((status, headers)))
+    )
+    status, headers = started[0]
+    return int(status.split()[0]), {k.lower(): v for k, v in headers}, body
+
+
+def test_gateway_middleware_against_a_real_worker(
+    kafka_settings: KafkaSettings, workers, tmp_path: Path
+) -> None:
+    policy_file = tmp_path / "strict.toml"
+    policy_file.write_text(policy_to_toml(Policy([STRICT])))
+    worker = workers(**TOKENS).start("--policy", str(policy_file))
+    produce(kafka_settings, [api_call(1, 11), api_call(2, 11), api_call(16, 11)])
+    decision_at([worker.web_port], JAN_1_NOON + 15 * DAY_MS)  # throttled until day 19, noon
+    clock = FakeClock()
+    gate = Gate(GatewayConfig(f"http://127.0.0.1:{worker.web_port}", ADMIN), clock=clock)
+    asgi, wsgi = FairUseASGI(hello_asgi, gate), FairUseWSGI(hello_wsgi, gate)
+
+    for through in (through_asgi, through_wsgi):
+        status, headers, body = through(asgi if through is through_asgi else wsgi, "acme")
+        assert status == 429, body
+        assert headers["retry-after"] == str(3 * 86_400)
+        assert headers["ratelimit"] == f'"api_calls";r=0;t={3 * 86_400}'
+        assert headers["ratelimit-policy"] == '"api_calls";q=10;w=86400'
+        assert orjson.loads(body)["decision"]["reason"]["kind"] == "action"
+        status, headers, body = through(asgi if through is through_asgi else wsgi, "nobody")
+        assert (status, body) == (200, b"hello")  # never seen by the worker: passes
+    assert gate.fetches == 3  # acme once (cached for 7 s), nobody twice (a 404 is not cached)
+
+    produce(kafka_settings, [api_call(19, 1)])  # the tenant clock reaches until: lifted
+    decision_at([worker.web_port], JAN_1_NOON + 18 * DAY_MS)
+    assert through_wsgi(wsgi, "acme")[0] == 429  # still the cached decision
+    clock.now += 7  # max-age passed
+    for through, app in ((through_asgi, asgi), (through_wsgi, wsgi)):
+        status, headers, body = through(app, "acme")  # type: ignore[operator]
+        assert (status, body) == (200, b"hello")
+        assert headers["ratelimit"] == '"api_calls";r=9;t=43200' and "retry-after" not in headers
+    assert gate.fetches == 4
+
+    nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    for fail_open, expected in ((True, 200), (False, 503)):
+        down = Gate(GatewayConfig(nowhere, ADMIN, fail_open=fail_open, timeout_s=5))
+        assert through_asgi(FairUseASGI(hello_asgi, down), "acme")[0] == expected
+        assert through_wsgi(FairUseWSGI(hello_wsgi, down), "acme")[0] == expected
