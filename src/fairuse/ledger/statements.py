@@ -183,6 +183,13 @@ def settle(
 ) -> list[Statement | Adjustment]:
     """After event ``event_id`` changed the ``touched`` (metric, period) pairs: adjustments
     for the closed ones, then statements for every open period whose close time has come."""
+    next_close = state.next_close_ms
+    if next_close > state.clock_ms:
+        # The usual event: nothing is due, and every touched period ends at or after the next
+        # close time, so it is open (a closed one ended before the clock) and closes no earlier.
+        end = calendar.period_end
+        if all(end(period) >= next_close for _, period in touched):
+            return []
     out: list[Statement | Adjustment] = []
     seen: set[tuple[str, str]] = set()
     for key, period in touched:

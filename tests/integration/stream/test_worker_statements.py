@@ -37,7 +37,7 @@ def late_events(lines: list[bytes]) -> list[bytes]:
     recording in the month, each adjusting a statement (or stating a day first seen late)."""
     tenants = sorted({orjson.loads(line)["tenant_id"] for line in lines[:2000]})
     return [
-        orjson.dumps({"event_id": f"late-{i}", "tenant_id": tenant, **event})
+        orjson.dumps({"event_id": f"{tenant}:late-{i}", "tenant_id": tenant, **event})
         for tenant in tenants
         for i, event in enumerate(LATE)
     ]

@@ -9,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fairuse.events import ApiCall, SessionStarted, encode_event
-from fairuse.records import Enforcement, UsageAccrual, Violation, dead_letter
+from fairuse.records import (
+    Adjustment,
+    Enforcement,
+    Statement,
+    UsageAccrual,
+    Violation,
+    dead_letter,
+)
 from fairuse.warehouse.rows import (
     TABLE_COLUMNS,
     TOPIC_TABLES,
@@ -151,3 +158,29 @@ def test_a_delivery_attempt_maps_to_a_notifications_row() -> None:
         {k: v for k, v in orjson.loads(attempt.to_json()).items() if k != "target"}
     )
     assert message_row("notifications", missing, "x")[0] == "dead_letters"
+
+
+def test_statements_and_adjustments_share_a_topic_and_fill_two_tables() -> None:
+    statement = Statement(
+        kind="statement", statement_id="s1", tenant_id="t", metric="api_calls",
+        period="2026-11-02", period_start="2026-11-02T00:00:00+00:00",
+        period_end="2026-11-03T00:00:00+00:00", observed=2500.0, limit=2400.0, seats=3.0,
+        excess=100.0, unit="calls", announced=0.0, violation_ids=("v1", "v2"),
+        policy_revision="r1", closed_at=TS,
+    )  # fmt: skip
+    adjustment = Adjustment(
+        kind="adjustment", adjustment_id="a1", statement_id="s1", tenant_id="t",
+        metric="api_calls", period="2026-11-02", delta_observed=5.0, delta_excess=5.0,
+        delta_announced=0.0, caused_by="e9", at=TS,
+    )  # fmt: skip
+    table, row = message_row("statements", statement.to_json(), "fairuse.statements/0/1")
+    values = _row(table, row)
+    assert table == "statements"
+    assert values["period_start"] == dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    assert (values["violation_ids"], values["closed_at"]) == (["v1", "v2"], ms_to_datetime(TS))
+    table, row = message_row("statements", adjustment.to_json(), "fairuse.statements/0/2")
+    assert table == "adjustments"
+    assert _row(table, row)["caused_by"] == "e9"
+    bad = orjson.dumps({**statement.to_dict(), "period_start": "yesterday"})
+    table, row = message_row("statements", bad, "fairuse.statements/0/3")
+    assert table == "dead_letters" and "period_start" in _row(table, row)["detail"]
