@@ -21,7 +21,7 @@ Pure: the engine calls :func:`settle` after the rules of every event.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from fairuse.ledger.calendar import Calendar
@@ -176,7 +176,7 @@ def _adjust(
 
 def settle(
     state: TenantState,
-    touched: Iterable[tuple[str, str]],
+    touched: Sequence[tuple[str, str]],
     rules: PeriodRules,
     calendar: Calendar,
     event_id: str,
