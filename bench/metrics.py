@@ -5,9 +5,11 @@
    the core's time: an upper bound of the cost in the worker, whose CPU goes to more than the
    core. Stable on a busy machine.
 1. Throughput of ``fairuse worker`` over the same pre-produced events with metrics on and off
-   (``FAIRUSE_METRICS_ENABLED``), alternating, ``--rounds`` times each, in one run: each rate,
-   the medians and their ratio. bench/stream.py measures the worker the same way (fresh topics
-   and group per run; events/s from the first progress to everything committed).
+   (``FAIRUSE_METRICS_ENABLED``), alternating, ``--rounds`` times each, in one run, as
+   bench/stream.py measures the worker (fresh topics and group per run; from the first progress
+   to everything committed): events/s of wall time and events per CPU-second of the worker
+   process (which load on the machine moves least), their medians and ratios, and the cost
+   within each round's back-to-back pair.
 2. Series per worker: ``/metrics`` of a worker that processed a simulated fleet, counted by
    metric family (``fairuse_*`` and the process's own).
 
@@ -30,7 +32,7 @@ from collections import Counter
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
-from stream import REPO, fleet, fresh, produce, wait_caught_up, worker_throughput
+from stream import REPO, fleet, fresh, lag, produce, start_worker, wait_caught_up
 
 from fairuse.policy import DEFAULT_POLICY
 from fairuse.settings import KafkaSettings, load_settings
@@ -51,7 +53,6 @@ def in_process_share(pairs: list, kafka: KafkaSettings, rounds: int) -> tuple[fl
         spent_core = spent_metrics = 0.0
         for batch_messages in batches:
             started = time.perf_counter()
-            core.begin()
             batch = core.process(batch_messages)
             core.commit()
             done = time.perf_counter()
@@ -68,15 +69,49 @@ def in_process_share(pairs: list, kafka: KafkaSettings, rounds: int) -> tuple[fl
     return statistics.median(core_s) * per_event, statistics.median(metrics_s) * per_event
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def worker_rates(base: KafkaSettings, pairs: list, workdir: Path) -> tuple[float, float]:
+    """A fresh worker over ``pairs``, from its first progress to everything committed: (events/s
+    of wall time, events per CPU-second of the worker process). The CPU figure is what load on
+    the machine moves least: the wall rate also counts the time other processes had the cores."""
+    kafka = await fresh(base)
+    await produce(kafka, pairs)
+    app_id, total = f"bench-{uuid.uuid4().hex[:8]}", len(pairs)
+    worker = start_worker(kafka, app_id, workdir)
+    try:
+        first: tuple[float, float, int] | None = None
+        while True:
+            remaining = await lag(kafka, app_id)
+            now, cpu = time.monotonic(), cpu_s(worker.pid)
+            if first is None and remaining < total:
+                first = (now, cpu, total - remaining)
+            if remaining == 0:
+                assert first is not None
+                events = total - first[2]
+                return events / (now - first[0]), events / max(cpu - first[1], 1e-9)
+            await asyncio.sleep(0.2)
+    finally:
+        worker.kill()
+        worker.wait()
+
+
 async def rates(base: KafkaSettings, pairs: list, workdir: Path, rounds: int) -> dict[str, list]:
-    """Worker events/s with metrics on and off, alternating."""
-    found: dict[str, list[float]] = {"on": [], "off": []}
+    """Worker (wall events/s, events per CPU-second) with metrics on and off, alternating."""
+    found: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
     for _ in range(rounds):
         for mode in ("on", "off"):
             os.environ["FAIRUSE_METRICS_ENABLED"] = "true" if mode == "on" else "false"
-            rate = await worker_throughput(base, pairs, workdir)
-            found[mode].append(rate)
-            print(f"  metrics {mode:<3} {rate:,.0f} events/s", flush=True)
+            wall, per_cpu = await worker_rates(base, pairs, workdir)
+            found[mode].append((wall, per_cpu))
+            print(
+                f"  metrics {mode:<3} {wall:,.0f} events/s, {per_cpu:,.0f} events per CPU-second",
+                flush=True,
+            )
     os.environ.pop("FAIRUSE_METRICS_ENABLED", None)
     return found
 
@@ -121,7 +156,7 @@ async def main() -> None:
     args = parser.parse_args()
     base = load_settings().kafka
     workdir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
-    pairs = fleet(args.events, args.tenants)
+    _, pairs = fleet(args.events, args.tenants)
     print(
         f"broker {base.bootstrap}, {base.events_partitions} partitions, {len(pairs):,} events "
         f"of {args.tenants} tenants, {args.rounds} rounds, logs in {workdir}"
@@ -132,11 +167,16 @@ async def main() -> None:
         f"{metrics_us / core_us:.1%} of the core's time"
     )
     found = await rates(base, pairs, workdir, args.rounds)
-    on, off = statistics.median(found["on"]), statistics.median(found["off"])
-    print(
-        f"throughput  median with metrics {on:,.0f} events/s, without {off:,.0f} events/s: "
-        f"cost {1 - on / off:+.1%}"
-    )
+    for index, unit in ((0, "events/s"), (1, "events per CPU-second")):
+        on = statistics.median(rate[index] for rate in found["on"])
+        off = statistics.median(rate[index] for rate in found["off"])
+        # Each round's on/off pair ran back to back: its ratio drifts less with the load.
+        costs = [1 - a[index] / b[index] for a, b in zip(found["on"], found["off"], strict=True)]
+        print(
+            f"throughput  median with metrics {on:,.0f} {unit}, without {off:,.0f}: cost "
+            f"{1 - on / off:+.1%}; per round {', '.join(f'{c:+.1%}' for c in costs)}, "
+            f"median {statistics.median(costs):+.1%}"
+        )
     counts = await series(base, pairs[:20_000], workdir)
     ours = {name: n for name, n in counts.items() if name.startswith("fairuse_")}
     print(

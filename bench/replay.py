@@ -1,12 +1,15 @@
 """Replay throughput on one core over a simulated month: prints events/s figures.
 
 Usage: ``.venv/bin/python bench/replay.py [--tenants 12] [--days 30] [--seed 1] [--repeat 3]
-[--faults 0.001] [--profile]``
+[--faults 0.001] [--profile] [--calls]``
 
 The month comes from the deterministic recorder simulator (``fairuse.recorder.simulator``). It
 measures, best of ``--repeat`` runs each: parsing alone (``parse_event``), the ledger
 (``Ledger.process``: parse + dedup + rules), and a full ``fairuse replay`` (ledger + NDJSON
 output of violations, enforcement and dead letters, with and without ``--usage``).
+``--calls`` adds a figure the machine's load cannot move: Python function calls per event
+(cProfile's count) of the ledger and of ``replay --usage`` beyond it; run this script with
+``PYTHONPATH=<other checkout>/src`` to compare two versions.
 """
 
 from __future__ import annotations
@@ -55,6 +58,13 @@ def best_rate(run: Callable[[], object], events: int, repeat: int) -> float:
     return events / best
 
 
+def calls_of(run: Callable[[], object]) -> int:
+    """Python function calls (cProfile's count, C functions included) of one ``run()``."""
+    profiler = cProfile.Profile()
+    profiler.runcall(run)
+    return pstats.Stats(profiler).total_calls  # type: ignore[attr-defined]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=12)
@@ -63,6 +73,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--faults", type=float, default=0.001)
     parser.add_argument("--profile", action="store_true", help="print the top of a cProfile")
+    parser.add_argument("--calls", action="store_true", help="print function calls per event")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -114,6 +125,13 @@ def main() -> int:
         rate = best_rate(run, n, args.repeat)
         print(f"{name:28s} {rate:12,.0f} events/s of CPU  ({1e6 / rate:.2f} us/event)")
 
+    if args.calls:
+        ledger_calls = calls_of(ledger_only)
+        replay_calls = calls_of(full_replay(True))
+        print(
+            f"function calls per event: Ledger.process {ledger_calls / n:.3f}, "
+            f"replay --usage beyond it {(replay_calls - ledger_calls) / n:.3f}"
+        )
     if args.profile:
         profiler = cProfile.Profile()
         profiler.runcall(ledger_only)

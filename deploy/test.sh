@@ -10,7 +10,7 @@
 # Variables: TEST_KAFKA_PORT (a fixed client port instead; the controller's is the next free one),
 # TEST_RUN_DIR (default var/test/run-<UTC time>-<pid>): the broker's data and logs (kafka/, logs
 # in kafka/logs/) and pytest's tmp_path of each test (tmp/), which holds the logs of the
-# worker/sink processes the test started; pytest removes it when the test passes
+# processes the test started (worker, sink, notifier, ingest, simulator, Prometheus); pytest removes it when the test passes
 # (tmp_path_retention_policy=failed). Removed after a passing run, kept after a failing one, whose
 # failing test ids are printed at the end.
 set -euo pipefail

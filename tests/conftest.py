@@ -13,7 +13,7 @@ prefix and the pipeline's topics created, so tests never see each other's record
 
 Under ``deploy/test.sh`` (``FAIRUSE_TEST_RUN_DIR`` set) the ids of failing tests are appended to
 ``<run dir>/failed-tests.txt`` for the script's closing summary; the script also keeps the
-``tmp_path`` of failed tests (with the logs of the worker/sink processes they started).
+``tmp_path`` of failed tests (with the log of each process they started).
 Hypothesis runs without its per-example deadline: property tests judge answers, not speed.
 
 Every test under ``tests/integration/`` is marked ``integration`` automatically, so

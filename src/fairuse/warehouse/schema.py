@@ -3,7 +3,8 @@
 One DDL source serves both layouts. Single node: plain MergeTree-family tables. Cluster
 (``cluster="name"``): ``<table>_local`` tables ``ON CLUSTER`` with Replicated engines, plus a
 ``Distributed`` table ``<table>`` sharded by ``cityHash64(tenant_id)``; views attach to the local
-tables. Only the markers documented at the top of each ``.sql`` file are substituted.
+tables; each ``ALTER TABLE`` of a local table is repeated on its Distributed table, so both keep
+the same columns. Only the markers documented at the top of each ``.sql`` file are substituted.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ SHARDING_KEY = "cityHash64(tenant_id)"
 _MARKER = re.compile(r"\{(table|ref|engine|events_ttl|settings)(?::([^{}]*(?:\([^()]*\))?))?\}")
 _FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 _CREATE_TABLE = re.compile(r"^\s*CREATE TABLE IF NOT EXISTS \{table:(\w+)\}", re.MULTILINE)
+_ALTER_TABLE = re.compile(r"^\s*ALTER TABLE (\{table:(\w+)\})", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,14 @@ def render(text: str, *, cluster: str | None = None, events_ttl_days: int = 0) -
             lambda m, table=table: _substitute(m, table, cluster, events_ttl_days), statement
         )
         statements.append(re.sub(r"\n\s*\n", "\n", rendered))
+        altered = _ALTER_TABLE.search(statement)
+        if cluster and altered:
+            # The Distributed table after its local tables: it never names a column they lack.
+            start, end = altered.span(1)
+            distributed = statement[:start] + f"{altered[2]} ON CLUSTER {cluster}" + statement[end:]
+            statements.append(
+                _MARKER.sub(lambda m: _substitute(m, "", cluster, events_ttl_days), distributed)
+            )
         if cluster and created:
             statements.append(
                 f"CREATE TABLE IF NOT EXISTS {table} ON CLUSTER {cluster} AS {table}_local\n"

@@ -253,27 +253,38 @@ def test_a_month_over_http_with_ingest_sigkilled_mid_request_equals_replay(
     port = free_port_pair()
     log = tmp_path / "ingest.log"
     ingest = start_ingest(kafka_settings, port, log)
-    sender = subprocess.Popen(
-        [*command, "--via", "http", f"http://127.0.0.1:{port}", "--token", TOKEN, "--batch", "500"],
-        stderr=subprocess.PIPE,
-    )
+    sender_log = tmp_path / "sender.log"  # kept by deploy/test.sh if the test fails
+    with sender_log.open("wb") as sender_out:
+        sender = subprocess.Popen(
+            [
+                *command,
+                "--via",
+                "http",
+                f"http://127.0.0.1:{port}",
+                "--token",
+                TOKEN,
+                "--batch=500",
+            ],
+            stderr=sender_out,
+        )
     try:
         deadline = time.monotonic() + 300
         while record_count(kafka_settings) < len(sent) // 4:  # a quarter is in
-            assert sender.poll() is None, sender.stderr.read() if sender.stderr else ""
+            assert sender.poll() is None, sender_log.read_text(errors="replace")
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         ingest.send_signal(signal.SIGKILL)  # with requests in flight
         ingest.wait()
         ingest = start_ingest(kafka_settings, port, log)
-        _out, err = sender.communicate(timeout=900)
-        assert sender.returncode == 0, err.decode()
+        assert sender.wait(timeout=900) == 0, sender_log.read_text(errors="replace")
     finally:
         for process in (sender, ingest):
             if process.poll() is None:
                 process.kill()
                 process.wait()
-    summary = err.decode().strip().splitlines()[-1]  # "ingest: N accepted, 0 rejected, R retried"
+    summary = (
+        sender_log.read_text().strip().splitlines()[-1]
+    )  # "ingest: N accepted, 0 rejected, R retried"
     assert summary.startswith(f"ingest: {len(sent):,} accepted, 0 rejected"), summary
     assert int(summary.split(", ")[-1].split()[0]) > 0  # the kill cost at least one retry
     arrived = stored(kafka_settings)

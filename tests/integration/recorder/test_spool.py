@@ -109,10 +109,12 @@ def test_a_client_sigkilled_in_an_outage_resumes_from_its_spool_and_the_ledger_a
         "FAIRUSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
         "FAIRUSE_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
     }
-    first = subprocess.Popen(simulate_command(spool), env=env, stderr=subprocess.PIPE)
+    first_log = tmp_path / "simulate-first.log"  # kept by deploy/test.sh if the test fails
+    with first_log.open("wb") as log:
+        first = subprocess.Popen(simulate_command(spool), env=env, stderr=log)
     deadline = time.monotonic() + 300
     while sum(p.stat().st_size for p in spool.glob("*.seg")) < 1024**2:  # some spooled
-        assert first.poll() is None, first.stderr.read() if first.stderr else ""
+        assert first.poll() is None, first_log.read_text(errors="replace")
         assert time.monotonic() < deadline, "the simulator spooled nothing"
         time.sleep(0.2)
     first.send_signal(signal.SIGKILL)

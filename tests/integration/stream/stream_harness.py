@@ -58,8 +58,9 @@ def key_of(payload: bytes) -> bytes:
     return tenant.encode() if isinstance(tenant, str) else b""
 
 
-def produce(kafka: KafkaSettings, payloads: Iterable[bytes]) -> int:
-    """Produce ``payloads`` to the events topic keyed by tenant, in order; return the count."""
+def produce(kafka: KafkaSettings, payloads: Iterable[bytes], topic: str = "events") -> int:
+    """Produce ``payloads`` to ``topic`` (the events topic) keyed by tenant, in order; return
+    the count."""
 
     async def run() -> int:
         producer = AIOKafkaProducer(
@@ -68,7 +69,7 @@ def produce(kafka: KafkaSettings, payloads: Iterable[bytes]) -> int:
         await producer.start()
         try:
             pending = [
-                await producer.send(kafka.topic("events"), payload, key=key_of(payload))
+                await producer.send(kafka.topic(topic), payload, key=key_of(payload))
                 for payload in payloads
             ]
             await asyncio.gather(*pending)

@@ -3,18 +3,23 @@
 Checks what an operator relies on: ``/readyz`` is 503 before the worker has its partitions and
 200 after; the events counter equals the events produced; the lag gauge reaches 0; every PromQL
 expression of the Operations dashboard (worker and sink panels) returns series from the live
-processes; the alert rules load into the server. Needs Debian's ``prometheus`` package.
+processes; the alert rules load into the server. A live notifier delivering a notice is scraped
+the same way: every notifier metric a panel or an alert rule names exists on it, and every
+notifier panel returns series. Needs Debian's ``prometheus`` package.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,7 @@ from stream_harness import (
     wait_for,
 )
 
+from fairuse.records import Violation
 from fairuse.settings import KafkaSettings
 from kafka_support import free_port
 
@@ -143,6 +149,27 @@ def sink_process(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[tupl
     process.wait(timeout=60)
 
 
+@pytest.fixture
+def webhook_url() -> Iterator[str]:
+    """A webhook endpoint on loopback that accepts every delivery (204)."""
+
+    class Accept(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Accept)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
 def _dashboard_exprs() -> list[str]:
     board = json.loads(OPERATIONS.read_text(encoding="utf-8"))
     return [
@@ -240,3 +267,80 @@ def test_a_simulated_day_through_worker_and_sink_scraped_by_prometheus(
     assert len(exprs) >= 20
     empty = [expr for expr in exprs if not prometheus.query(expr)]
     assert not empty, f"dashboard expressions without series: {empty}"
+
+
+def _notifier_metric_names() -> set[str]:
+    """The notifier's metrics named by the Operations dashboard and the alert rules."""
+    text = OPERATIONS.read_text(encoding="utf-8") + ALERTS.read_text(encoding="utf-8")
+    return set(re.findall(r"\bfairuse_notify_\w+", text))
+
+
+def test_notifier_panels_and_alerts_name_metrics_of_a_live_notifier(
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+    webhook_url: str,
+    prometheus_factory: Callable[[dict[str, str]], Prometheus],
+) -> None:
+    subscriptions = tmp_path / "subscriptions.toml"
+    subscriptions.write_text(
+        f'[[subscription]]\nname = "ops"\ntenant = "acme"\nkinds = ["*"]\n'
+        f'webhook = {{ url = "{webhook_url}", secret = "whsec_{"A" * 44}" }}\n'
+    )
+    port = free_port()
+    env = {
+        **os.environ,
+        "FAIRUSE_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
+        "FAIRUSE_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix,
+        "FAIRUSE_NOTIFY_SUBSCRIPTIONS": str(subscriptions),
+        "FAIRUSE_NOTIFY_GROUP_ID": f"notify-{tmp_path.name}",
+        "FAIRUSE_NOTIFY_WEB_PORT": str(port),
+    }
+    log_path = tmp_path / "notifier.log"
+    with log_path.open("wb") as log:
+        notifier = subprocess.Popen(
+            [*FAIRUSE, "notify"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT
+        )
+    try:
+        wait_for(
+            lambda: http_get(port, "/readyz")[0] == 200,
+            120,
+            "the notifier's /readyz",
+            explain=lambda: log_path.read_text(errors="replace")[-2000:],
+        )
+        prometheus = prometheus_factory({"fairuse-notifier": f"127.0.0.1:{port}"})
+        record = Violation(
+            violation_id="acme-ops-v1", tenant_id="acme", metric="api_calls",
+            period="2026-11-02", status="exceeded", observed=2500, limit=2400, unit="calls",
+            seats=3, policy_revision="2021-01-12", ts=1_793_577_600_000,
+        )  # fmt: skip
+        produce(kafka_settings, [record.to_json()], topic="violations")
+        delivered = 'sum(fairuse_notify_attempts_total{outcome="delivered"})'
+        wait_for(
+            lambda: (prometheus.value(delivered) or 0) >= 1,
+            240,
+            "a delivered notice counted in Prometheus",
+            every_s=1,
+            explain=lambda: log_path.read_text(errors="replace")[-2000:],
+        )
+        names = _notifier_metric_names()
+        assert len(names) >= 3, names
+        scraped = {
+            series["__name__"]
+            for series in prometheus.api("series", **{"match[]": '{job="fairuse-notifier"}'})
+        }
+        assert names <= scraped, (
+            f"named by panels or alerts, missing on the notifier: {names - scraped}"
+        )
+        exprs = [e for e in _dashboard_exprs() if "fairuse_notify_" in e]
+        assert len(exprs) >= 3, exprs
+        # rate() and increase() need two scrapes of a series inside their window.
+        wait_for(
+            lambda: all(prometheus.query(expr) for expr in exprs),
+            120,
+            "series for every notifier panel",
+            every_s=1,
+            explain=lambda: f"(without series: {[e for e in exprs if not prometheus.query(e)]})",
+        )
+    finally:
+        notifier.terminate()
+        notifier.wait(timeout=60)

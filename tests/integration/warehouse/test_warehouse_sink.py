@@ -19,6 +19,7 @@ from fairuse.warehouse.migrate import migrate
 from fairuse.warehouse.owner import read_owner
 from fairuse.warehouse.sink import run_sink
 from fairuse.warehouse.store import Reader
+from kafka_support import scaled_s
 
 COUNTS = {
     "events": "SELECT count() FROM events",
@@ -101,6 +102,32 @@ def _owner_pid(data_dir: Path) -> int | None:
     return owner.pid if owner else None
 
 
+class SinkProcess:
+    """A sink subprocess writing its output to ``sink-<n>.log`` in its data directory (the test's
+    ``tmp_path``, which ``deploy/test.sh`` keeps when the test fails)."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.process = process
+        self.log = log
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self, timeout_s: float) -> tuple[int, str]:
+        """Wait for the exit (at most ``timeout_s``, scaled); its exit code and its log."""
+        returncode = self.process.wait(timeout=scaled_s(timeout_s))
+        return returncode, self.log.read_text(errors="replace")
+
+    def stop(self, kill: bool = False) -> tuple[int, str]:
+        """SIGTERM (SIGKILL if ``kill``) unless it ended; its exit code and its log."""
+        if self.process.poll() is None and kill:
+            self.process.kill()
+        elif self.process.poll() is None:
+            self.process.terminate()
+        return self.output(60)
+
+
 def _sink_process(
     kafka: KafkaSettings,
     data_dir: Path,
@@ -108,7 +135,7 @@ def _sink_process(
     *args: str,
     command: tuple[str, ...] = ("-m", "fairuse", "sink", "--group"),
     **extra: str,
-) -> subprocess.Popen[str]:
+) -> SinkProcess:
     env = {
         **os.environ,
         "FAIRUSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
@@ -120,13 +147,12 @@ def _sink_process(
         **extra,
     }
     env.pop("FAIRUSE_WAREHOUSE_DSN", None)
-    return subprocess.Popen(
-        [sys.executable, *command, group, *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    log = data_dir / f"sink-{len(list(data_dir.glob('sink-*.log'))) + 1}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, *command, group, *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    return SinkProcess(process, log)
 
 
 def test_sink_killed_between_insert_and_commit_stores_once(
@@ -138,8 +164,8 @@ def test_sink_killed_between_insert_and_commit_stores_once(
     # Run 1 dies right after inserting its first flush, before committing any offset.
     script = str(Path(__file__).with_name("crashing_sink.py"))
     crashed = _sink_process(kafka_settings, tmp_path, group, command=(script,))
-    out, _ = crashed.communicate(timeout=120)
-    assert crashed.returncode == CRASH_EXIT_CODE, out
+    returncode, out = crashed.output(120)
+    assert returncode == CRASH_EXIT_CODE, out
     client = connect(f"chdb://{tmp_path / 'warehouse'}")
     try:
         stored_before = client.query("SELECT count() FROM events").result_rows[0][0]
@@ -160,10 +186,8 @@ def test_sink_killed_between_insert_and_commit_stores_once(
         print("counts:", _counts(reader))
         raise
     finally:
-        restarted.terminate()
-        out, _ = restarted.communicate(timeout=60)
-        print(out)
-    assert restarted.returncode == 0, out
+        returncode, out = restarted.stop()
+    assert returncode == 0, out
     assert "replaying" in out, out
     reader = Reader(f"chdb://{tmp_path / 'warehouse'}")
     try:
@@ -192,15 +216,14 @@ def test_sink_sigkilled_mid_stream_loses_and_doubles_nothing(
         reader = Reader(f"chdb://{tmp_path / 'warehouse'}")
         wait_until(lambda: _counts(reader)["events"] > 0, 60, "the first inserts")
     finally:
-        victim.kill()
-        victim.communicate(timeout=30)
+        victim.stop(kill=True)
     # The restarted sink stops by itself once everything is stored (what `make run` uses).
     restarted = _sink_process(kafka_settings, tmp_path, group, "--idle-exit", "3", **batch)
     try:
-        out, _ = restarted.communicate(timeout=180)
+        returncode, out = restarted.output(180)
     finally:
-        restarted.kill()
-    assert restarted.returncode == 0, out
+        restarted.stop(kill=True)
+    assert returncode == 0, out
     assert "everything committed: stopping" in out, out
     reader = Reader(f"chdb://{tmp_path / 'warehouse'}")
     try:
@@ -222,8 +245,11 @@ def test_a_schema_error_stops_the_sink_with_one_message_and_commits_nothing_past
     finally:
         client.close()
     sink = _sink_process(kafka_settings, tmp_path, group)
-    out, _ = sink.communicate(timeout=180)
-    assert sink.returncode == 2, out
+    try:
+        returncode, out = sink.output(180)
+    finally:
+        sink.stop(kill=True)
+    assert returncode == 2, out
     halted = [line for line in out.splitlines() if line.startswith("fairuse sink: ")]
     assert len(halted) == 1, out
     assert "rejected the insert" in halted[0] and "into events" in halted[0], halted

@@ -72,3 +72,24 @@ def test_split_statements_drops_comment_only_parts() -> None:
         "SELECT 1",
         "SELECT 2",
     ]
+
+
+def test_cluster_alter_reaches_local_then_distributed_tables_with_the_same_columns() -> None:
+    text = "ALTER TABLE {table:violations}\n    ADD COLUMN IF NOT EXISTS user_id String;\n"
+    assert render(text) == ["ALTER TABLE violations\n    ADD COLUMN IF NOT EXISTS user_id String"]
+    assert render(text, cluster="prod") == [
+        "ALTER TABLE violations_local ON CLUSTER prod\n    ADD COLUMN IF NOT EXISTS user_id String",
+        "ALTER TABLE violations ON CLUSTER prod\n    ADD COLUMN IF NOT EXISTS user_id String",
+    ]
+
+
+def test_every_altered_table_of_a_cluster_keeps_local_and_distributed_columns_alike() -> None:
+    altered: dict[str, list[str]] = {}
+    for migration in migrations():
+        for statement in render(migration.text, cluster="prod"):
+            match = re.match(r"ALTER TABLE (\w+) ON CLUSTER prod\n(.*)", statement, re.DOTALL)
+            if match:
+                altered.setdefault(match[1].removesuffix("_local"), []).append(match[2])
+    assert altered, "no migration alters a table"
+    for table, changes in altered.items():
+        assert len(changes) % 2 == 0 and changes[0::2] == changes[1::2], table

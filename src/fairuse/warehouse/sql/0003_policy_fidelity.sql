@@ -2,8 +2,8 @@
 --
 -- Template markers (rendered by fairuse.warehouse.schema; nothing else is substituted):
 --   {table:NAME}   the altered object: NAME (single node) or NAME_local ON CLUSTER c (cluster)
--- In cluster mode the Distributed tables must get the same columns
--- (ALTER TABLE NAME ON CLUSTER c ...), which this template cannot express yet.
+-- In cluster mode each ALTER TABLE is repeated on the Distributed table
+-- (ALTER TABLE NAME ON CLUSTER c ...), after the local tables, so both keep the same columns.
 
 -- Violations: seats are averaged over time (a number, no longer a whole count); per-user
 -- allowance violations name the user ('' for pooled ones).

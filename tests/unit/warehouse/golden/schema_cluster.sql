@@ -198,7 +198,15 @@ ALTER TABLE violations_local ON CLUSTER prod
     MODIFY COLUMN seats Float64,
     ADD COLUMN IF NOT EXISTS user_id String DEFAULT '' AFTER seats;
 
+ALTER TABLE violations ON CLUSTER prod
+    MODIFY COLUMN seats Float64,
+    ADD COLUMN IF NOT EXISTS user_id String DEFAULT '' AFTER seats;
+
 ALTER TABLE enforcement_local ON CLUSTER prod
+    ADD COLUMN IF NOT EXISTS metrics String DEFAULT '[]' AFTER strikes,
+    ADD COLUMN IF NOT EXISTS until Nullable(DateTime64(3, 'UTC')) AFTER metrics;
+
+ALTER TABLE enforcement ON CLUSTER prod
     ADD COLUMN IF NOT EXISTS metrics String DEFAULT '[]' AFTER strikes,
     ADD COLUMN IF NOT EXISTS until Nullable(DateTime64(3, 'UTC')) AFTER metrics;
 
