@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fairuse.warehouse.cli",
     "fairuse.notify.cli",
     "fairuse.ingest.cli",
+    "fairuse.portal.cli",
 )
 
 

@@ -262,6 +262,36 @@ def _ops_settings(env: Mapping[str, str]) -> OpsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PortalSettings:
+    """The customer portal ``fairuse portal`` (``FAIRUSE_PORTAL_*``); see docs/portal.md."""
+
+    host: str = "127.0.0.1"
+    port: int = 6069
+    secret: str | None = field(default=None, repr=False)  # HMAC key of the signed links
+    public_url: str = "http://127.0.0.1:6069"  # the base of the links `portal link` prints
+    worker_url: str = "http://127.0.0.1:6066"  # the worker's HTTP API
+    worker_token: str | None = field(default=None, repr=False)  # default: FAIRUSE_API_TOKEN
+    worker_timeout_s: int = 5
+
+
+_PORTAL_ENV = {f.name: f"FAIRUSE_PORTAL_{f.name.upper()}" for f in fields(PortalSettings)}
+
+
+def _portal_settings(env: Mapping[str, str]) -> PortalSettings:
+    defaults = PortalSettings()
+    values = {
+        attr: _coerce(var, env[var], getattr(defaults, attr))
+        for attr, var in _PORTAL_ENV.items()
+        if env.get(var)
+    }
+    values.setdefault("worker_token", env.get("FAIRUSE_API_TOKEN") or None)
+    portal = PortalSettings(**values)  # type: ignore[arg-type]
+    if not 1 <= portal.port <= 65535:
+        raise ConfigError(f"FAIRUSE_PORTAL_PORT is out of range: {portal.port}")
+    return portal
+
+
+@dataclass(frozen=True, slots=True)
 class DecisionSettings:
     """The worker's decision endpoint for gateways (``FAIRUSE_DECISION_CACHE_MAX_AGE_S``): how
     long a gateway may cache a decision (``Cache-Control: max-age``, ``cache_max_age_s``)."""
@@ -296,6 +326,7 @@ class Settings:
     notify: NotifySettings = field(default_factory=NotifySettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     ops: OpsSettings = field(default_factory=OpsSettings)
+    portal: PortalSettings = field(default_factory=PortalSettings)
     decision: DecisionSettings = field(default_factory=DecisionSettings)
 
     @property
@@ -354,5 +385,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         notify=_notify_settings(env),
         ingest=_ingest_settings(env),
         ops=_ops_settings(env),
+        portal=_portal_settings(env),
         decision=_decision_settings(env),
     )

@@ -17,7 +17,7 @@ from fairuse.cli import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-APP_SERVICES = ("topics", "worker", "sink", "simulator", "notify", "ingest")
+APP_SERVICES = ("topics", "worker", "sink", "simulator", "notify", "ingest", "portal")
 
 
 def kafka_version() -> str:
@@ -38,6 +38,7 @@ def env_names_read_by_code() -> set[str]:
         "_NOTIFY_ENV",
         "_OPS_ENV",
         "_INGEST_ENV",
+        "_PORTAL_ENV",
     ):
         names |= set(getattr(settings_module, table, {}).values())
     lookup = re.compile(

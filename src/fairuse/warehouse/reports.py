@@ -334,3 +334,43 @@ def latest_month() -> Query:
 
 BUILDERS["seats"] = seats
 BUILDERS["latest_month"] = latest_month
+
+_TOP_USERS = """\
+SELECT user_id, metric, sum(weighted_ms) / 3600000 AS hours, uniqExact(day) AS active_days
+FROM usage_daily_by_user
+WHERE tenant_id = {tenant:String} AND day >= {start:Date} AND day < {end:Date}
+GROUP BY user_id, metric
+ORDER BY hours DESC, user_id, metric
+LIMIT {top:UInt32}"""
+
+
+def top_users(tenant: str, month: str, top: int = 10) -> Query:
+    """A tenant's users with the most recorded hours in ``month`` (pooled allowances)."""
+    start, end = month_bounds(month)
+    return _TOP_USERS, {"tenant": tenant, "start": start, "end": end, "top": top}
+
+
+_USAGE_NOTICES = """\
+SELECT event_id, ts, raw
+FROM events
+WHERE tenant_id = {tenant:String} AND type = 'usage_notice'
+ORDER BY ts, event_id
+LIMIT 1 BY event_id"""
+
+
+def usage_notices(tenant: str) -> Query:
+    """The prior notices of high traffic a tenant gave (raw events, one per event id)."""
+    return _USAGE_NOTICES, {"tenant": tenant}
+
+
+_TENANTS = "SELECT DISTINCT tenant_id FROM events ORDER BY tenant_id"
+
+
+def tenants() -> Query:
+    """Every tenant the warehouse has events of."""
+    return _TENANTS, {}
+
+
+BUILDERS["top_users"] = top_users
+BUILDERS["usage_notices"] = usage_notices
+BUILDERS["tenants"] = tenants

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from portal_support import PortalMonth, portal_month
 from stream_harness import FAIRUSE, REPO_ROOT, WorkerProcess
 
 from fairuse.settings import KafkaSettings
@@ -46,3 +47,12 @@ def workers(
     yield make
     for worker in started:
         worker.kill()
+
+
+@pytest.fixture(scope="session")
+def month_portal(
+    kafka_bootstrap: str, simulated_events: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PortalMonth]:
+    """The simulated month through broker, worker and sink, with ``fairuse portal`` in front."""
+    with portal_month(kafka_bootstrap, simulated_events, tmp_path_factory.mktemp("portal")) as m:
+        yield m

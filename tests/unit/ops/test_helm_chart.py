@@ -150,7 +150,7 @@ VARIANTS = {
         "kafka.saslUsername=fairuse", "metrics.serviceMonitor=true",
     ),
     "existing secret, no notifier, no autoscaling": (
-        "secrets.existingSecret=fairuse-prod", "notify.enabled=false",
+        "secrets.existingSecret=fairuse-prod", "notify.enabled=false", "portal.enabled=false",
         "worker.autoscaling.enabled=false", "sink.autoscaling.enabled=false",
         "kafka.strimzi.topics=false", "networkPolicy.enabled=false",
     ),
@@ -171,9 +171,11 @@ def test_the_default_render_has_every_piece_of_the_deployment() -> None:
         "StatefulSet", "Deployment", "Service", "Secret", "ScaledObject", "KafkaTopic",
         "ClickHouseInstallation", "PodDisruptionBudget", "NetworkPolicy",
     } <= kinds  # fmt: skip
-    assert set(by_kind(objects, "Deployment")) == {"fairuse-sink", "fairuse-notify"}
+    assert set(by_kind(objects, "Deployment")) == {
+        "fairuse-sink", "fairuse-notify", "fairuse-portal"
+    }  # fmt: skip
     assert set(by_kind(objects, "PodDisruptionBudget")) == {
-        "fairuse-worker", "fairuse-sink", "fairuse-notify"
+        "fairuse-worker", "fairuse-sink", "fairuse-notify", "fairuse-portal"
     }  # fmt: skip
     topics = {o["spec"]["topicName"] for o in by_kind(objects, "KafkaTopic").values()}
     assert topics == {

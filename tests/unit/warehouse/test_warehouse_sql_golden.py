@@ -57,6 +57,12 @@ CASES = {
             "kind": "enforcement", "family": "enforcement.",
         },
     ),
+    "top_users": (
+        reports.top_users("acme", "2026-11", 5),
+        {"tenant": "acme", "start": dt.date(2026, 11, 1), "end": dt.date(2026, 12, 1), "top": 5},
+    ),
+    "usage_notices": (reports.usage_notices("acme"), {"tenant": "acme"}),
+    "tenants": (reports.tenants(), {}),
     "statements": (
         reports.statements("2026-11", "acme"), {"month": "2026-11", "tenant": "acme"}
     ),

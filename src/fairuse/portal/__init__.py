@@ -1,0 +1,1 @@
+"""``fairuse portal``: the customer usage portal (standing, history, notices, prior notice)."""

@@ -1,0 +1,1 @@
+SELECT DISTINCT tenant_id FROM events ORDER BY tenant_id
