@@ -1,11 +1,12 @@
 """The Faust application of ``fairuse worker``: topics, tables, the batch task, the timer.
 
 Faust runs the app, the consumer group and its rebalances, table recovery (reading
-``read_committed``), the web server and the timer. Events reach a plain channel of the events
-topic (no Stream, no acks: Faust commits nothing itself); one task drains it in whole batches
-and hands each to :class:`~fairuse.stream.delivery.BatchDelivery`, which commits every events
-partition's part of the batch in one Kafka transaction (outputs, state, offsets). See
-docs/streaming.md ("Delivery")."""
+``read_committed``), the web server and the timer. A plain channel subscribes the events topic
+(no Stream, no acks: Faust commits nothing itself); the transport hands each fetch of it whole
+to a :class:`~fairuse.stream.feed.FetchFeed` (``stream/transport.py``), and one task takes
+batches from the feed and hands each to :class:`~fairuse.stream.delivery.BatchDelivery`, which
+commits every events partition's part of the batch in one Kafka transaction (outputs, state,
+offsets). See docs/streaming.md ("Delivery")."""
 
 from __future__ import annotations
 
@@ -23,14 +24,16 @@ from faust.types import TP
 from fairuse.kafka import client_kwargs, ssl_context
 from fairuse.policy import Policy
 from fairuse.settings import Settings
-from fairuse.stream.core import Inbound, StreamCore
+from fairuse.stream.core import StreamCore
 from fairuse.stream.delivery import (
     SEEK_INTERVAL_S,
     BatchDelivery,
     PartitionProducers,
 )
+from fairuse.stream.feed import FetchFeed
 from fairuse.stream.health import WorkerProbe
 from fairuse.stream.policy_feed import follow_policy
+from fairuse.stream.transport import Transport
 from fairuse.stream.views import register_views
 from fairuse.topics import TopicSpec
 
@@ -238,26 +241,24 @@ class QuietMonitor(Monitor):
 def _wire(worker: Worker, delivery: BatchDelivery) -> None:
     app, core = worker.app, worker.core
     conf, kafka = worker.settings.worker, worker.settings.kafka
-    channel = worker.events_topic.clone(is_iterator=True)
-    app.topics.add(channel)
+    # The channel subscribes the events topic; its fetches go whole to the feed, not to it.
+    app.topics.add(worker.events_topic.clone(is_iterator=True))
+    feed = FetchFeed()
+    transport = app.transport
+    if not isinstance(transport, Transport):
+        raise TypeError(f"the worker needs the fairuse:// transport, got {type(transport)}")
+    transport.bulk[worker.events_topic.get_topic_name()] = feed.put
 
     @app.task
     async def process_events() -> None:
-        queue = channel.queue
+        within_s = conf.batch_within_ms / 1000
         while not app.should_stop:
-            try:
-                events = [await asyncio.wait_for(queue.get(), SEEK_INTERVAL_S)]
-            except TimeoutError:
-                await delivery.refetch()  # a hole whose messages Faust dropped
+            messages = await feed.batch(conf.batch_max, within_s, SEEK_INTERVAL_S)
+            if not messages:
+                await delivery.refetch()  # a hole whose messages have not arrived again
                 continue
             generation = delivery.generation
-            while len(events) < conf.batch_max and not queue.empty():
-                events.append(queue.get_nowait())
             await worker.policy_ready.wait()
-            messages = [
-                Inbound(e.message.value, e.message.topic, e.message.partition, e.message.offset)
-                for e in events
-            ]
             await delivery.run(messages, generation)
 
     @app.timer(interval=float(conf.expiry_interval_s))
