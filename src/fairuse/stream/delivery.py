@@ -25,9 +25,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import IllegalStateError, ProducerFenced
-from faust.serializers import codecs
+from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP, Message
 
 from fairuse.kafka import client_kwargs
@@ -36,6 +37,12 @@ from fairuse.stream.core import Inbound, Outbound, StateWrite, StreamCore
 from fairuse.stream.offsets import OffsetTracker
 
 log = logging.getLogger(__name__)
+
+_PARTITIONER = DefaultPartitioner()
+
+BATCH_BYTES = 512 * 1024
+"""Bytes of records per produce batch (one larger record goes alone): below the brokers'
+default ``message.max.bytes`` of the output topics."""
 
 SEEK_INTERVAL_S = 2.0
 """Least time between two seeks of one partition (see :meth:`BatchDelivery.admit`)."""
@@ -59,8 +66,10 @@ class Applied:
 
 def changelog_key(key: str) -> bytes:
     """A table key as Faust's tables write it to their changelog (JSON, as for every
-    ``key_type=str`` table; earlier versions' changelogs have the same keys)."""
-    return codecs.dumps("json", key)
+    ``key_type=str`` table; earlier versions' changelogs have the same keys). Faust's json
+    codec is orjson's ``dumps``; called directly, without the codec lookup (a tenth of the
+    cost)."""
+    return orjson.dumps(key)
 
 
 def applied(topic: str, write: StateWrite, offset: int) -> Applied:
@@ -128,6 +137,7 @@ class PartitionProducers:
             enable_idempotence=True,
             acks="all",
             linger_ms=self.linger_ms,
+            max_batch_size=BATCH_BYTES,
             max_request_size=self.max_record_bytes,
             **client_kwargs(self.kafka),
         )
@@ -328,29 +338,79 @@ class BatchDelivery:
         producer = self.producers.get(part.partition)
         if producer is None:
             raise NotOwned(part.partition)
-        changelog = [(self.tenants_changelog, write) for write in part.writes]
+        records = TransactionRecords(producer)
+        for out in part.outputs:
+            await records.add_output(out)
+        for write in part.writes:
+            records.add_write(self.tenants_changelog, write)
         if part.next_offset:  # the partition's position, with the state it describes
             position = str(part.next_offset).encode()
-            changelog.append(
-                (
-                    self.positions_changelog,
-                    StateWrite(str(part.partition), position, part.partition),
-                )
+            records.add_write(
+                self.positions_changelog,
+                StateWrite(str(part.partition), position, part.partition),
             )
         async with producer.transaction():
-            for out in part.outputs:
-                await producer.send(out.topic, out.value, key=out.key)
-            sent = [
-                (topic, write, await self._send(producer, topic, write))
-                for topic, write in changelog
-            ]
+            sent = await records.send()
             if part.next_offset:
                 tp = TopicPartition(self.events_topic, part.partition)
                 await producer.send_offsets_to_transaction({tp: part.next_offset}, self.group_id)
-        return [applied(topic, write, (await future).offset) for topic, write, future in sent]
+        return [
+            applied(topic, write, (await future).offset + relative)
+            for topic, future, writes in sent
+            for write, relative in writes
+        ]
 
-    @staticmethod
-    async def _send(producer: AIOKafkaProducer, topic: str, write: StateWrite) -> Any:
-        return await producer.send(
-            topic, write.value, key=changelog_key(write.key), partition=write.partition
-        )
+
+_Pending = tuple[str, Any, list[tuple[StateWrite, int]]]
+"""A sent batch: its topic, its future (the base offset), its state writes and their
+relative offsets."""
+
+
+class TransactionRecords:
+    """A transaction's records grouped per topic partition into aiokafka record batches
+    (``create_batch``/``send_batch``: one future per batch, no per-record metadata lookup,
+    partitioning or future). Outputs go to the partition the producer's default partitioner
+    gives their key; state writes to their explicit partition."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self.groups: dict[tuple[str, int], list[tuple[bytes, bytes | None, StateWrite | None]]]
+        self.groups = {}
+        self.partitions: dict[str, list[int]] = {}
+
+    async def add_output(self, out: Outbound) -> None:
+        """Add an output record, partitioned by its key as ``producer.send`` would."""
+        partitions = self.partitions.get(out.topic)
+        if partitions is None:
+            partitions = sorted(await self.producer.partitions_for(out.topic))
+            self.partitions[out.topic] = partitions
+        partition = _PARTITIONER(out.key, partitions, partitions)
+        self.groups.setdefault((out.topic, partition), []).append((out.key, out.value, None))
+
+    def add_write(self, topic: str, write: StateWrite) -> None:
+        """Add a changelog record of ``topic``."""
+        group = self.groups.setdefault((topic, write.partition), [])
+        group.append((changelog_key(write.key), write.value, write))
+
+    async def send(self) -> list[_Pending]:
+        """Send every record (in a transaction); the batches sent, to resolve offsets."""
+        sent: list[_Pending] = []
+        for (topic, partition), records in self.groups.items():
+            builder, writes = self.producer.create_batch(), []
+            for key, value, write in records:
+                metadata = builder.append(key=key, value=value, timestamp=None)
+                if metadata is None:  # full: send it, start the next
+                    sent.append((topic, await self._send(builder, topic, partition), writes))
+                    builder, writes = self.producer.create_batch(), []
+                    metadata = builder.append(key=key, value=value, timestamp=None)
+                if write is not None:
+                    writes.append((write, metadata.offset))
+            sent.append((topic, await self._send(builder, topic, partition), writes))
+        return sent
+
+    async def _send(self, builder: Any, topic: str, partition: int) -> asyncio.Future[Any]:
+        future = await self.producer.send_batch(builder, topic, partition=partition)
+        # A failed transaction's batches fail too, and nobody awaits them: their errors are
+        # the transaction's, so mark them retrieved (no "never retrieved" log lines).
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return future
