@@ -85,6 +85,24 @@ def changelog_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
+class TableReader:
+    """The core's read access to a table (:class:`~fairuse.stream.core.StateReader`). With
+    the memory store it reads the store's dict directly: ``Table.get`` costs several Python
+    calls and, on every miss (each new event id), a raised ``KeyError``; that was a tenth of
+    the worker's CPU. Other stores (RocksDB) are read through the table."""
+
+    def __init__(self, table: faust.Table) -> None:
+        self.table = table
+        self._get: Any = None
+
+    def get(self, key: str) -> bytes | None:
+        """The stored value of ``key``, or None."""
+        if self._get is None:  # the store exists once the app runs
+            data = getattr(self.table.data, "data", None)
+            self._get = data.get if isinstance(data, dict) else self.table.get
+        return self._get(key)
+
+
 @dataclass
 class Worker:
     """The Faust app with the pieces tests and the CLI reach for."""
@@ -185,7 +203,7 @@ def create_worker(settings: Settings, policy: Policy) -> Worker:
         app.Table(name, key_type=str, value_type=bytes, extra_topic_configs=configs)
         for name, configs in table_configs(settings).items()
     )
-    core = StreamCore(policy, kafka, tenants)  # type: ignore[arg-type]
+    core = StreamCore(policy, kafka, TableReader(tenants))
     producers = PartitionProducers(
         kafka, conf.app_id, conf.producer_linger_ms, conf.max_record_bytes
     )
