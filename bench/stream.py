@@ -4,17 +4,21 @@
    committed, for ``fairuse worker`` (a subprocess) and, in the same run, for a plain aiokafka
    consumer loop driving the same core through the same batch step (the no-framework ceiling:
    the same durable work, outputs, changelog records and offsets in the same transactions).
-2. Event -> violation latency p50/p99 at a steady produce rate (default 5,000 events/s):
-   broker append time of the violation minus that of the event that triggered it.
-3. Worker memory (RSS growth) per 10,000 active tenants.
+   Also the worker's changelog bytes (keys + values of the tenants changelog) per event.
+2. Event -> violation latency p50/p99 at a steady produce rate (default 40 % of the ceiling):
+   from the broker's append time of the event that triggered a violation to the moment a
+   ``read_committed`` consumer receives the violation (its transaction committed).
+3. Worker memory (RSS growth) per 10,000 active tenants; RocksDB recovery time.
 
     FAIRUSE_KAFKA_BOOTSTRAP=127.0.0.1:19092 .venv/bin/python bench/stream.py [--events 200000]
+        [--skip aged,memory,recovery]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import shutil
 import statistics
@@ -43,12 +47,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def fleet(
-    events: int, tenants: int, seed: int = 11, history_days: int = 0
+    events: int, tenants: int, seed: int = 11, history_days: int = 0, breakers: float = 0.3
 ) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
-    """Simulated (key, payload) pairs of ``tenants`` tenants: the events of the first
-    ``history_days`` days of event time, then ``events`` more."""
+    """Simulated (key, payload) pairs of ``tenants`` tenants (the share ``breakers`` of them
+    breaking a rule): the events of the first ``history_days`` days of event time, then
+    ``events`` more."""
     config = FleetConfig(
-        seed=seed, tenants=tenants, duration_ms=None, heartbeat_s=300, breaker_share=0.3
+        seed=seed, tenants=tenants, duration_ms=None, heartbeat_s=300, breaker_share=breakers
     )
     history: list[tuple[bytes, bytes]] = []
     found: list[tuple[bytes, bytes]] = []
@@ -163,10 +168,14 @@ async def wait_caught_up(kafka: KafkaSettings, group: str, total: int) -> tuple[
         await asyncio.sleep(0.2)
 
 
-async def worker_throughput(base: KafkaSettings, history, pairs, workdir: Path) -> float:
-    """Events/s of ``pairs`` after the worker has processed ``history`` (restarted between)."""
+async def worker_throughput(
+    base: KafkaSettings, history, pairs, workdir: Path
+) -> tuple[float, float]:
+    """Events/s of ``pairs`` after the worker has processed ``history`` (restarted between),
+    and the changelog bytes per event it wrote for ``pairs``."""
     kafka = await fresh(base)
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
+    changelog = f"{app_id}-tenants-changelog"
     if history:
         await produce(kafka, history)
         worker = start_worker(kafka, app_id, workdir)
@@ -175,6 +184,7 @@ async def worker_throughput(base: KafkaSettings, history, pairs, workdir: Path) 
         finally:
             worker.kill()
             worker.wait()
+    written_before = await changelog_bytes(kafka, changelog)
     await produce(kafka, pairs)
     worker = start_worker(kafka, app_id, workdir)
     try:
@@ -182,7 +192,31 @@ async def worker_throughput(base: KafkaSettings, history, pairs, workdir: Path) 
     finally:
         worker.kill()
         worker.wait()
-    return events / seconds
+    written = await changelog_bytes(kafka, changelog) - written_before
+    return events / seconds, written / len(pairs)
+
+
+async def changelog_bytes(kafka: KafkaSettings, topic: str) -> int:
+    """Bytes of the keys and values of the committed records of ``topic`` (0 if absent)."""
+    consumer = AIOKafkaConsumer(
+        enable_auto_commit=False, isolation_level="read_committed", **client_kwargs(kafka)
+    )
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():
+            return 0
+        # a changelog is co-partitioned with the events topic
+        tps = [TopicPartition(topic, p) for p in range(kafka.events_partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        total = 0
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                total += sum(len(r.key or b"") + len(r.value or b"") for r in records)
+        return total
+    finally:
+        await consumer.stop()
 
 
 class DictTable(dict):
@@ -267,30 +301,57 @@ async def ceiling_throughput(base: KafkaSettings, history, pairs) -> float:
 
 
 async def violation_latency(base: KafkaSettings, pairs, rate: float, workdir: Path):
+    """Milliseconds from each event's append to the ``read_committed`` receipt of the
+    violations it triggered, at ``rate`` events/s (after the worker has joined its group)."""
     kafka = await fresh(base)
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
+    received: dict[tuple[str, int], float] = {}
     worker = start_worker(kafka, app_id, workdir)
+    watcher = None
     try:
-        await asyncio.sleep(8)  # let the worker join its group before the clock starts
+        # The clock starts once the worker processes events: one API call at the fleet's start.
+        call = {"type": "api_call", "count": 1, "event_id": "warmup-1", "tenant_id": "warmup"}
+        warmup = [(b"warmup", orjson.dumps({**call, "ts": FleetConfig().start_ms}))]
+        await produce(kafka, warmup)
+        await wait_caught_up(kafka, app_id, len(warmup))
+        watcher = asyncio.create_task(receive_violations(kafka, received))
         await produce(kafka, pairs, rate=rate)
-        await wait_caught_up(kafka, app_id, len(pairs))
+        await wait_caught_up(kafka, app_id, len(pairs) + len(warmup))
+        await asyncio.sleep(1)  # the last violations reach the watcher
     finally:
+        if watcher is not None:
+            watcher.cancel()
         worker.kill()
         worker.wait()
-    appended = await read_all(kafka, "events")
     event_time = {}
-    for message in appended:
+    for message in await read_all(kafka, "events"):
         try:
             obj = orjson.loads(message.value)
             event_time[(obj["tenant_id"], obj["ts"])] = message.timestamp
         except Exception:
             continue
-    latencies = [
-        m.timestamp - event_time[(v["tenant_id"], v["ts"])]
-        for m in await read_all(kafka, "violations")
-        if (v := orjson.loads(m.value)) and (v["tenant_id"], v["ts"]) in event_time
-    ]
-    return latencies
+    return [at - event_time[key] for key, at in received.items() if key in event_time]
+
+
+async def receive_violations(kafka: KafkaSettings, received: dict[tuple[str, int], float]):
+    """Note when each violation (by tenant and event time) is first seen ``read_committed``."""
+    consumer = AIOKafkaConsumer(
+        kafka.topic("violations"),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        **client_kwargs(kafka),
+    )
+    await consumer.start()
+    try:
+        while True:
+            for records in (await consumer.getmany(timeout_ms=100)).values():
+                now_ms = time.time() * 1000
+                for record in records:
+                    v = orjson.loads(record.value)
+                    received.setdefault((v["tenant_id"], v["ts"]), now_ms)
+    finally:
+        await consumer.stop()
 
 
 async def read_all(kafka: KafkaSettings, name: str):
@@ -393,59 +454,83 @@ async def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument("--memory-tenants", type=int, default=10_000)
     parser.add_argument("--only-worker", action="store_true", help="only the worker throughput")
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated figures not to measure: aged, latency, memory, recovery",
+    )
     args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retries while new topics elect
     base = load_settings().kafka
     workdir = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     _, pairs = fleet(args.events, args.tenants)
     print(
         f"broker {base.bootstrap}, {base.events_partitions} partitions, {len(pairs):,} events "
-        f"of {args.tenants} tenants, logs in {workdir}"
+        f"of {args.tenants} tenants, logs in {workdir}, load average {load_average()}",
+        flush=True,
     )
 
-    worker_rate = await worker_throughput(base, [], pairs, workdir)
+    worker_rate, worker_bytes = await worker_throughput(base, [], pairs, workdir)
     if args.only_worker:
         print(f"throughput  worker {worker_rate:,.0f} events/s")
         return
     ceiling_rate = await ceiling_throughput(base, [], pairs)
     print(
         f"fresh       worker {worker_rate:,.0f} events/s; plain aiokafka loop, same batch step "
-        f"{ceiling_rate:,.0f} events/s; worker/ceiling {worker_rate / ceiling_rate:.0%}"
+        f"{ceiling_rate:,.0f} events/s; worker/ceiling {worker_rate / ceiling_rate:.0%}; "
+        f"changelog {worker_bytes:,.0f} bytes/event (load average {load_average()})",
+        flush=True,
     )
-    if args.history_days:
+    if args.history_days and "aged" not in skip:
         history, aged = fleet(args.events, args.tenants, history_days=args.history_days)
-        aged_worker = await worker_throughput(base, history, aged, workdir)
+        aged_worker, aged_bytes = await worker_throughput(base, history, aged, workdir)
         aged_ceiling = await ceiling_throughput(base, history, aged)
         print(
             f"aged        after {len(history):,} events ({args.history_days} days) of history: "
             f"worker {aged_worker:,.0f} events/s; ceiling {aged_ceiling:,.0f} events/s; "
-            f"worker/ceiling {aged_worker / aged_ceiling:.0%}"
+            f"worker/ceiling {aged_worker / aged_ceiling:.0%}; changelog {aged_bytes:,.0f} "
+            f"bytes/event (load average {load_average()})",
+            flush=True,
         )
 
-    rate = args.rate or 0.4 * ceiling_rate
-    # Few tenants, so event time moves fast enough for violations within the run.
-    _, steady = fleet(int(rate * args.latency_seconds), 12, seed=5)
-    latencies = sorted(await violation_latency(base, steady, rate, workdir))
-    if latencies:
-        p50 = statistics.median(latencies)
-        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    if "latency" not in skip:
+        rate = args.rate or 0.4 * ceiling_rate
+        # Few tenants, each breaking a rule, so that event time moves fast enough for
+        # violations within the run.
+        _, steady = fleet(int(rate * args.latency_seconds), 6, seed=5, breakers=1.0)
+        latencies = sorted(await violation_latency(base, steady, rate, workdir))
+        if latencies:
+            p50 = statistics.median(latencies)
+            p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+            print(
+                f"latency     event -> violation (committed) at {rate:,.0f} events/s: p50 "
+                f"{p50:.0f} ms, p99 {p99:.0f} ms, max {latencies[-1]:.0f} ms "
+                f"({len(latencies)} violations; load average {load_average()})",
+                flush=True,
+            )
+        else:
+            print("latency     no violations in the steady run (raise --latency-seconds)")
+
+    if "memory" not in skip:
+        baseline, loaded = await memory_per_10k_tenants(base, args.memory_tenants, workdir)
+        per_10k = (loaded - baseline) * 10_000 / args.memory_tenants
         print(
-            f"latency     event -> violation at {rate:,.0f} events/s: p50 {p50:.0f} ms, "
-            f"p99 {p99:.0f} ms, max {latencies[-1]:.0f} ms ({len(latencies)} violations)"
+            f"memory      worker RSS {baseline:.0f} MB idle, {loaded:.0f} MB with "
+            f"{args.memory_tenants:,} active tenants: {per_10k:.0f} MB per 10,000 tenants"
         )
-    else:
-        print("latency     no violations in the steady run (raise --latency-seconds)")
+    if "recovery" not in skip:
+        local, changelog = await recovery_seconds(base, args.memory_tenants, workdir)
+        print(
+            f"recovery    {args.memory_tenants:,} tenants, RocksDB store, restart to first "
+            f"event processed: {local:.1f} s from the local store, {changelog:.1f} s from the "
+            "changelog"
+        )
 
-    baseline, loaded = await memory_per_10k_tenants(base, args.memory_tenants, workdir)
-    per_10k = (loaded - baseline) * 10_000 / args.memory_tenants
-    print(
-        f"memory      worker RSS {baseline:.0f} MB idle, {loaded:.0f} MB with "
-        f"{args.memory_tenants:,} active tenants: {per_10k:.0f} MB per 10,000 tenants"
-    )
-    local, changelog = await recovery_seconds(base, args.memory_tenants, workdir)
-    print(
-        f"recovery    {args.memory_tenants:,} tenants, RocksDB store, restart to first event "
-        f"processed: {local:.1f} s from the local store, {changelog:.1f} s from the changelog"
-    )
+
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages."""
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":
