@@ -9,7 +9,6 @@ import resource
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -18,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from rocksdict import AccessType, Options, Rdict
 from stream_harness import (
+    WorkerProcess,
     assert_exactly_as_replay,
     call_stored,
     caught_up,
@@ -34,11 +34,9 @@ from stream_harness import (
 from fairuse.kafka import client_kwargs
 from fairuse.policy import DEFAULT_POLICY
 from fairuse.recorder.client import RecorderClient
-from fairuse.settings import KafkaSettings, Settings, WorkerSettings
-from fairuse.stream.app import changelog_specs
+from fairuse.settings import KafkaSettings
 from fairuse.stream.core import Inbound, StreamCore, apply_writes
 from fairuse.stream.delivery import changelog_key
-from fairuse.topics import create_topics
 
 ROCKSDB = {"FAIRUSE_WORKER_STORE": "rocksdb://"}
 
@@ -139,12 +137,13 @@ def store_bytes(tables: Path) -> int:
 
 
 def leave_as_processed(
-    kafka: KafkaSettings, app_id: str, payloads: list[bytes], partition: int
+    kafka: KafkaSettings, worker: WorkerProcess, payloads: list[bytes], partition: int
 ) -> None:
-    """Leave the topics as a worker ``app_id`` leaves them once it has processed ``payloads``,
-    the first events of ``partition`` (offsets 0 on): their output records, their state in the
-    tenants changelog (compacted: the last value of each key), the partition's position. The
-    same core in this process, at its own speed: the worker's would take hours here."""
+    """Leave the topics and the (stopped) worker's local store as the worker leaves them once
+    it has processed ``payloads``, the first events of ``partition`` (offsets 0 on): their
+    output records on the topics, their state in its RocksDB store of ``partition``, the
+    partition's position in the positions changelog. The same core, in this process: the
+    worker's own processing, and Faust's recovery of the changelog, would take hours here."""
     store: dict[str, bytes] = {}
     core = StreamCore(DEFAULT_POLICY, kafka, store)
     topic, outputs = kafka.topic("events"), []
@@ -155,21 +154,25 @@ def leave_as_processed(
         )
         outputs += batch.outputs
         apply_writes(store, core.commit())
-    partitions = kafka.events_partitions
-    tenants, positions = (spec.name for spec in changelog_specs(worker_settings(kafka, app_id)))
-
-    def records() -> Iterator[tuple[str, int, bytes, bytes]]:
-        for out in outputs:
-            yield out.topic, partition_of(out.key.decode(), partitions), out.key, out.value
+    (path,) = worker.workdir.rglob(f"tenants-{partition}.db")
+    db = Rdict(str(path), Options(raw_mode=True))
+    try:
         for key, value in store.items():
-            yield tenants, partition, changelog_key(key), value
-        yield positions, partition, changelog_key(str(partition)), str(len(payloads)).encode()
-
-    produce_batches(kafka, records())
-
-
-def worker_settings(kafka: KafkaSettings, app_id: str) -> Settings:
-    return Settings(kafka=kafka, worker=WorkerSettings(app_id=app_id))
+            db[changelog_key(key)] = value
+    finally:
+        db.close()
+    positions = f"{worker.app_id}-positions-changelog"
+    position = changelog_key(str(partition)), str(len(payloads)).encode()
+    produce_batches(
+        kafka,
+        [
+            *(
+                (o.topic, partition_of(o.key.decode(), kafka.events_partitions), o.key, o.value)
+                for o in outputs
+            ),
+            (positions, partition, *position),
+        ],
+    )
 
 
 def produce_fast(kafka: KafkaSettings, tenant: str, payloads: list[bytes]) -> None:
@@ -187,9 +190,9 @@ def test_state_larger_than_the_memory_limit(
     kafka_settings: KafkaSettings, workers, simulated_events: Path, tmp_path: Path
 ) -> None:
     """A worker whose data segment is limited to 256 MiB holds a tenant with a million stored
-    calls (well over 256 MiB of state) beside the simulated fleet on its partition: it
-    recovers that state from the changelog into RocksDB, checks the tenant's repeated and new
-    calls against it, and every output equals replay's."""
+    calls (well over 256 MiB of state, in its local store as a previous run left it) beside the
+    simulated fleet on its partition: it checks the tenant's repeated and new calls against
+    that state, keeps going, and every output equals replay's."""
     probe = [sys.executable, "-c", f"bytearray({DATA_LIMIT})"]
     refused = subprocess.run(probe, preexec_fn=limit_data, capture_output=True)
     assert b"MemoryError" in refused.stderr, "RLIMIT_DATA does not bound memory here"
@@ -215,10 +218,16 @@ def test_state_larger_than_the_memory_limit(
         FAIRUSE_WORKER_MAX_RECORD_BYTES=str(1024 * 1024),
         FAIRUSE_WORKER_ROCKSDB_BLOCK_CACHE_BYTES=str(8 * 1024 * 1024),
         FAIRUSE_WORKER_ROCKSDB_WRITE_BUFFER_BYTES=str(4 * 1024 * 1024),
+    ).start()  # creates its topics and stores
+    wait_for(
+        lambda: any(worker.workdir.rglob(f"tenants-{partition}.db")),
+        300,
+        "the worker's stores",
+        explain=worker.log_tail,
     )
-    create_topics(kafka_settings, changelog_specs(worker_settings(kafka_settings, worker.app_id)))
+    worker.kill()
     produce_fast(kafka_settings, big, hoarded)
-    leave_as_processed(kafka_settings, worker.app_id, hoarded, partition)
+    leave_as_processed(kafka_settings, worker, hoarded, partition)
     del hoarded
     produce(kafka_settings, fleet + tail)
 
