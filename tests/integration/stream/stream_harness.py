@@ -82,8 +82,8 @@ def produce(kafka: KafkaSettings, payloads: Iterable[bytes], topic: str = "event
 
 
 def produce_batches(kafka: KafkaSettings, records: Iterable[tuple[str, int, bytes, bytes]]) -> int:
-    """Produce ``(topic, partition, key, value)`` records in whole batches per partition (much
-    faster than :func:`produce` for millions of records), in order per partition."""
+    """Produce ``(topic, partition, key, value)`` records to any topics, in whole batches per
+    partition, in order per partition; return the count."""
 
     async def run() -> int:
         producer = AIOKafkaProducer(acks="all", linger_ms=20, **client_kwargs(kafka))
