@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import orjson
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from rocksdict import AccessType, Options, Rdict
@@ -22,6 +22,7 @@ from stream_harness import (
     call_stored,
     caught_up,
     end_offsets,
+    key_of,
     lag,
     partition_of,
     produce,
@@ -142,8 +143,8 @@ def leave_as_processed(
     """Leave the topics and the (stopped) worker's local store as the worker leaves them once
     it has processed ``payloads``, the first events of ``partition`` (offsets 0 on): their
     output records on the topics, their state in its RocksDB store of ``partition``, the
-    partition's position in the positions changelog. The same core, in this process: the
-    worker's own processing, and Faust's recovery of the changelog, would take hours here."""
+    partition's position (positions changelog, group offset). The same core, in this process:
+    the worker's own processing, and Faust's recovery of the changelog, would take hours here."""
     store: dict[str, bytes] = {}
     core = StreamCore(DEFAULT_POLICY, kafka, store)
     topic, outputs = kafka.topic("events"), []
@@ -173,14 +174,28 @@ def leave_as_processed(
             (positions, partition, *position),
         ],
     )
+    next_offset = len(payloads)
+    asyncio.run(commit_offset(kafka, worker.app_id, TopicPartition(topic, partition), next_offset))
 
 
-def produce_fast(kafka: KafkaSettings, tenant: str, payloads: list[bytes]) -> None:
-    """Produce one tenant's ``payloads`` in whole batches (the recorder client's fast path)."""
+async def commit_offset(kafka: KafkaSettings, group: str, tp: TopicPartition, offset: int) -> None:
+    """Commit ``offset`` of ``tp`` for ``group`` (whose members are gone)."""
+    consumer = AIOKafkaConsumer(group_id=group, enable_auto_commit=False, **client_kwargs(kafka))
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.commit({tp: offset})
+    finally:
+        await consumer.stop()
+
+
+def produce_fast(kafka: KafkaSettings, payloads: list[bytes]) -> None:
+    """Produce ``payloads`` keyed by tenant in whole batches (the recorder client's fast
+    path; the same partitions and order per partition as :func:`produce`)."""
 
     async def run() -> None:
         async with RecorderClient(kafka) as client:
-            await client.send_many_raw((tenant.encode(), p) for p in payloads)
+            await client.send_many_raw((key_of(p), p) for p in payloads)
             await client.flush()
 
     asyncio.run(run())
@@ -226,10 +241,10 @@ def test_state_larger_than_the_memory_limit(
         explain=worker.log_tail,
     )
     worker.kill()
-    produce_fast(kafka_settings, big, hoarded)
+    produce_fast(kafka_settings, hoarded)
     leave_as_processed(kafka_settings, worker, hoarded, partition)
     del hoarded
-    produce(kafka_settings, fleet + tail)
+    produce_fast(kafka_settings, fleet + tail)
 
     worker.preexec = limit_data
     worker.start()
