@@ -314,6 +314,39 @@ def _decision_settings(env: Mapping[str, str]) -> DecisionSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RocksDBSettings:
+    """Memory bounds of the worker's RocksDB store (``FAIRUSE_WORKER_ROCKSDB_*``), per table
+    partition the worker holds (each is one RocksDB database); see docs/streaming.md."""
+
+    block_cache_bytes: int = 64 * 1024 * 1024  # LRU cache of read blocks (Faust's: 2 GiB)
+    write_buffer_bytes: int = 16 * 1024 * 1024  # one memtable (Faust's: 64 MiB)
+    write_buffers: int = 2  # memtables at most, the one written plus those being flushed (3)
+    max_open_files: int = 256  # SST files kept open, with their index and filter blocks
+
+    def table_options(self) -> dict[str, int]:
+        """The options of Faust's RocksDB store (``app.Table(options=...)``)."""
+        return {
+            "block_cache_size": self.block_cache_bytes,
+            "write_buffer_size": self.write_buffer_bytes,
+            "max_write_buffer_number": self.write_buffers,
+            "max_open_files": self.max_open_files,
+        }
+
+
+_ROCKSDB_ENV = {f.name: f"FAIRUSE_WORKER_ROCKSDB_{f.name.upper()}" for f in fields(RocksDBSettings)}
+
+
+def _rocksdb_settings(env: Mapping[str, str]) -> RocksDBSettings:
+    defaults = RocksDBSettings()
+    values = {
+        attr: _coerce(var, env[var], getattr(defaults, attr))
+        for attr, var in _ROCKSDB_ENV.items()
+        if env.get(var)
+    }
+    return RocksDBSettings(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """All of fairuse's configuration."""
 
@@ -328,6 +361,7 @@ class Settings:
     ops: OpsSettings = field(default_factory=OpsSettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
     decision: DecisionSettings = field(default_factory=DecisionSettings)
+    rocksdb: RocksDBSettings = field(default_factory=RocksDBSettings)
 
     @property
     def resolved_warehouse_dsn(self) -> str:
@@ -387,4 +421,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ops=_ops_settings(env),
         portal=_portal_settings(env),
         decision=_decision_settings(env),
+        rocksdb=_rocksdb_settings(env),
     )

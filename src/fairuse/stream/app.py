@@ -200,7 +200,13 @@ def create_worker(settings: Settings, policy: Policy) -> Worker:
         kafka.topic("events"), key_type=bytes, value_type=bytes, value_serializer="raw", acks=False
     )
     tenants, positions = (
-        app.Table(name, key_type=str, value_type=bytes, extra_topic_configs=configs)
+        app.Table(
+            name,
+            key_type=str,
+            value_type=bytes,
+            extra_topic_configs=configs,
+            options=settings.rocksdb.table_options(),  # the memory store ignores them
+        )
         for name, configs in table_configs(settings).items()
     )
     core = StreamCore(policy, kafka, TableReader(tenants))

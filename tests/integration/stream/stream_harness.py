@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import murmur2
 
 from fairuse.kafka import client_kwargs
 from fairuse.records import OutputRecord
@@ -78,6 +79,52 @@ def produce(kafka: KafkaSettings, payloads: Iterable[bytes], topic: str = "event
         return len(pending)
 
     return asyncio.run(run())
+
+
+def produce_batches(kafka: KafkaSettings, records: Iterable[tuple[str, int, bytes, bytes]]) -> int:
+    """Produce ``(topic, partition, key, value)`` records to any topics, in whole batches per
+    partition, in order per partition; return the count."""
+
+    async def run() -> int:
+        producer = AIOKafkaProducer(acks="all", linger_ms=20, **client_kwargs(kafka))
+        await producer.start()
+        count, pending, open_batches = 0, [], {}
+        try:
+            for topic, partition, key, value in records:
+                builder = open_batches.setdefault((topic, partition), producer.create_batch())
+                if builder.append(key=key, value=value, timestamp=None) is None:
+                    pending.append(await producer.send_batch(builder, topic, partition=partition))
+                    builder = open_batches[topic, partition] = producer.create_batch()
+                    builder.append(key=key, value=value, timestamp=None)
+                count += 1
+            for (topic, partition), builder in open_batches.items():
+                pending.append(await producer.send_batch(builder, topic, partition=partition))
+            await asyncio.gather(*pending)
+        finally:
+            await producer.stop()
+        return count
+
+    return asyncio.run(run())
+
+
+def call_stored(tenant: str, n: int, ts: int, width: int = 0) -> bytes:
+    """A ``call_stored`` event of ``tenant`` (event id ``{tenant}-stored-{n}``, call id
+    ``recording-{n}``), both ids padded with ``x`` to ``width`` characters."""
+    event_id, call_id = f"{tenant}-stored-{n}", f"recording-{n:08d}"
+    return orjson.dumps(
+        {
+            "type": "call_stored",
+            "event_id": event_id.ljust(width, "x"),
+            "tenant_id": tenant,
+            "ts": ts,
+            "call_id": call_id.ljust(width, "x"),
+        }
+    )
+
+
+def partition_of(tenant: str, partitions: int) -> int:
+    """The events partition of ``tenant`` (the producer's default partitioner)."""
+    return (murmur2(tenant.encode()) & 0x7FFFFFFF) % partitions
 
 
 def read_lines(path: Path) -> list[bytes]:
@@ -234,6 +281,7 @@ class WorkerProcess:
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     starts: int = 0
+    preexec: Callable[[], None] | None = None  # run in the child before exec (resource limits)
 
     @property
     def log_path(self) -> Path:
@@ -262,6 +310,7 @@ class WorkerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO_ROOT,
+            preexec_fn=self.preexec,
         )
         return self
 

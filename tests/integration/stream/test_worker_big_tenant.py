@@ -11,17 +11,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from aiokafka.partitioner import murmur2
-from stream_harness import caught_up, comparable, consume_all, produce, replay, wait_for
+from stream_harness import (
+    call_stored,
+    caught_up,
+    comparable,
+    consume_all,
+    partition_of,
+    produce,
+    replay,
+    wait_for,
+)
 
 from fairuse.settings import KafkaSettings
 
 CALLS = 300_000
-
-
-def partition_of(tenant: str, partitions: int) -> int:
-    """The events partition of ``tenant`` (the producer's default partitioner)."""
-    return (murmur2(tenant.encode()) & 0x7FFFFFFF) % partitions
 
 
 def test_a_tenant_with_300k_stored_calls_and_its_neighbours_are_all_right(
@@ -34,18 +37,7 @@ def test_a_tenant_with_300k_stored_calls_and_its_neighbours_are_all_right(
     big = next(
         name for i in range(1000) if partition_of(name := f"hoarder-{i}", partitions) == neighbour
     )
-    stored = [
-        orjson.dumps(
-            {
-                "type": "call_stored",
-                "event_id": f"{big}-stored-{i}",
-                "tenant_id": big,
-                "ts": first["ts"] + i,
-                "call_id": f"recording-{i:08d}",
-            }
-        )
-        for i in range(CALLS)
-    ]
+    stored = [call_stored(big, i, first["ts"] + i) for i in range(CALLS)]
     events = tmp_path / "events.ndjson"
     events.write_bytes(b"\n".join(stored + fleet))
     expected = replay(events, tmp_path)
