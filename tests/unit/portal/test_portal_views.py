@@ -6,7 +6,7 @@ import re
 
 from fairuse.policy import Limits
 from fairuse.portal.charts import standing_bar, status_of
-from fairuse.portal.pages import amount, history, local_time, standing
+from fairuse.portal.pages import amount, history, local_time, notices, standing
 
 USAGE = {
     "tenant_id": "acme", "at": 1_764_590_400_000, "day": "2025-12-01", "month": "2025-12",
@@ -72,3 +72,30 @@ def test_history_puts_each_day_in_place_with_the_live_limit_of_the_same_month() 
     closed = [{"metric": "audio_hours", "period": "2025-11", "limit": 352.0}]
     (other_month, _, _) = history("2025-11", [], USAGE, closed)
     assert other_month.limit == 352.0
+
+
+def test_notices_show_each_target_s_delivery_in_the_tenant_zone() -> None:
+    steps = [
+        {"enforcement_id": "n1", "ts": "2025-12-03 09:00:00.000", "kind": "notice",
+         "action": "throttle", "effective_at": "2025-12-05 00:00:00.000", "strikes": 2},
+        {"enforcement_id": "a1", "ts": "2025-12-05 00:00:00.000", "kind": "action",
+         "action": "throttle", "effective_at": "2025-12-05 00:00:00.000", "strikes": 2},
+    ]  # fmt: skip
+    deliveries = [
+        {"record_id": "n1", "channel": "webhook", "target": "https://acme.example/hook",
+         "state": "delivered", "delivered_at": "2025-12-03 09:00:02.000", "attempts": 3},
+        {"record_id": "n1", "channel": "email", "target": "ops@acme.example",
+         "state": "dead_lettered", "delivered_at": None, "attempts": 12},
+    ]  # fmt: skip
+    shown = notices(steps, deliveries, "Europe/Berlin")
+    assert [s["enforcement_id"] for s in shown] == ["n1", "a1"]
+    assert [s["kind"] for s in shown] == ["Advance notice", "Action"]
+    assert shown[0]["effective"] == "2025-12-05 01:00 CET"
+    webhook, email = shown[0]["deliveries"]
+    assert (webhook["state"], webhook["delivered"], webhook["attempts"]) == (
+        "delivered",
+        "2025-12-03 10:00 CET",
+        3,
+    )
+    assert (email["state"], email["delivered"], email["attempts"]) == ("dead_lettered", "—", 12)
+    assert shown[1]["deliveries"] == []  # no delivery recorded for the action
