@@ -45,7 +45,10 @@ from fairuse.records import (
     rejected,
 )
 
-_Rules = tuple[int, int, Revision, Limits, Calendar]
+# [from, until), revision, limits, calendar; the rules judging each period for statements; the
+# rules of a period by tenant, calendar and period (None: one revision judges every period)
+_PeriodRulesOf = Callable[[str, Calendar, str], tuple[Revision, Limits]]
+_Rules = tuple[int, int, Revision, Limits, Calendar, statements.PeriodRules, _PeriodRulesOf | None]
 UPKEEP_EVERY_MS = 60_000  # event time between expiry sweeps of a tenant
 KEEP_PERIODS_MS = 100 * DAY_MS  # periods (and their status marks) older than this are archived
 
@@ -77,7 +80,7 @@ class _Step:
         limits: Limits,
         calendar: Calendar,
         ts: int,
-        period_rules: Callable[[str, Calendar, str], tuple[Revision, Limits]] | None,
+        period_rules: _PeriodRulesOf | None,
     ) -> None:
         self.state = state
         self.revision = revision
@@ -467,7 +470,7 @@ class Ledger:
             limits,
             rules[4],
             ts,
-            self._rules_of_period if len(self._policy.revisions) > 1 else None,
+            rules[6],
         )
         if state.pending is not None:
             step.enforcement = escalation.lapse(state, limits) or None
@@ -480,9 +483,7 @@ class Ledger:
         if touched is not None:
             step.check_touched(touched)
         if touched is not None or state.clock_ms >= state.next_close_ms:
-            settled = statements.settle(
-                state, touched or (), self._statement_rules(step), step.calendar, event.event_id
-            )
+            settled = statements.settle(state, touched or (), rules[5], rules[4], event.event_id)
         else:
             settled = None
         if state.clock_ms >= state.next_upkeep_ms:
@@ -494,12 +495,13 @@ class Ledger:
             step.out += settled
         return step.out
 
-    def _statement_rules(self, step: _Step) -> statements.PeriodRules:
-        """The revision and limits judging each period of the step's tenant (rule 7)."""
-        if step.period_rules is None:
-            found = (step.revision, step.limits)
+    def _statement_rules(
+        self, tenant_id: str, calendar: Calendar, revision: Revision, limits: Limits
+    ) -> statements.PeriodRules:
+        """The revision and limits judging each period of a tenant (rule 7)."""
+        if len(self._policy.revisions) <= 1:
+            found = (revision, limits)
             return lambda period: found
-        tenant_id, calendar = step.state.tenant_id, step.calendar
         return lambda period: self._rules_of_period(tenant_id, calendar, period)
 
     def _rules_at(self, tenant_id: str, ts: int) -> _Rules:
@@ -510,7 +512,10 @@ class Ledger:
         index = starts.index(revision.effective_from_ms)
         lower = starts[index] if index > 0 else -(2**63)
         upper = starts[index + 1] if index + 1 < len(starts) else 2**63
-        return lower, upper, revision, limits, calendar_for(limits.timezone)
+        calendar = calendar_for(limits.timezone)
+        rules = self._statement_rules(tenant_id, calendar, revision, limits)
+        by_period = self._rules_of_period if len(self._policy.revisions) > 1 else None
+        return lower, upper, revision, limits, calendar, rules, by_period
 
     def _rules_of_period(
         self, tenant_id: str, calendar: Calendar, period: str

@@ -56,19 +56,34 @@ def integrate_seats(state: TenantState, calendar: Calendar, until: int) -> None:
 
 
 def average_seats(state: TenantState, calendar: Calendar, month: str) -> float:
-    """The month's seats: seat-ms / ms elapsed up to the tenant clock, at least 1."""
+    """The month's seats: seat-ms / ms elapsed up to the tenant clock, at least 1 (memoised
+    until the month, the calendar, the seat time, the roster or, where it counts, the clock
+    changes)."""
     seat_time = state.seat_time
-    start = calendar.period_start(month)
-    begin = max(start, seat_time.since)
-    count = len(state.users)
+    memo = state.seats_memo
+    if (
+        memo is not None
+        and memo[0] == month
+        and memo[1] is calendar
+        and memo[2] == seat_time.upto
+        and (memo[3] < 0 or memo[3] == state.clock_ms)
+    ):
+        return memo[4]
+    begin = max(calendar.period_start(month), seat_time.since)
+    clock = -1  # the result does not depend on the tenant clock
     if seat_time.upto <= begin:  # no roster change inside the month: the count throughout
-        return float(count or 1)
-    now = min(state.clock_ms, calendar.period_end(month))
-    if now <= begin:
-        return float(count or 1)
-    upto = min(seat_time.upto, now)
-    total = seat_time.months.get(month, 0.0) + count * (now - upto)
-    return max(1.0, total / (now - begin))
+        found = float(len(state.users) or 1)
+    else:
+        clock = state.clock_ms
+        now = min(clock, calendar.period_end(month))
+        if now <= begin:
+            found = float(len(state.users) or 1)
+        else:
+            upto = min(seat_time.upto, now)
+            total = seat_time.months.get(month, 0.0) + len(state.users) * (now - upto)
+            found = max(1.0, total / (now - begin))
+    state.seats_memo = (month, calendar, seat_time.upto, clock, found)
+    return found
 
 
 def prune_seat_time(state: TenantState, keep_from: str) -> None:
@@ -76,6 +91,7 @@ def prune_seat_time(state: TenantState, keep_from: str) -> None:
     months = state.seat_time.months
     for month in [m for m in months if m < keep_from]:
         del months[month]
+    state.seats_memo = None
 
 
 def limit_of(metric: str, limits: Limits, seat_count: float) -> float | int:
@@ -149,6 +165,7 @@ def activate_user(state: TenantState, user_id: str) -> bool:
     if user_id in state.users:
         return False
     state.users[user_id] = None
+    state.seats_memo = None
     return True
 
 
@@ -157,6 +174,7 @@ def deactivate_user(state: TenantState, user_id: str) -> bool:
     if user_id not in state.users:
         return False
     del state.users[user_id]
+    state.seats_memo = None
     return True
 
 
@@ -165,14 +183,15 @@ def measure(
 ) -> tuple[float | int, float | int, float]:
     """``(observed, limit, seats)`` of the period now, noting the limit (and stored calls per
     user) in the period's row, created for stored_calls_per_user if missing."""
-    base, own, _ = metric.partition(USER_SEP)
-    if own:  # one user's own hours: the allowance of one seat
+    if USER_SEP in metric:  # one user's own hours: the allowance of one seat
         seat_count: float = 1.0
-    elif metric in HOUR_METRICS:
-        seat_count = average_seats(state, calendar, period)
+        limit = limit_of(metric.partition(USER_SEP)[0], limits, seat_count)
     else:
-        seat_count = seats(state)
-    limit = limit_of(base, limits, seat_count)
+        if metric in HOUR_METRICS:
+            seat_count = average_seats(state, calendar, period)
+        else:
+            seat_count = seats(state)
+        limit = limit_of(metric, limits, seat_count)
     rows = _rows(state, metric)
     row = rows.get(period)
     if metric == "stored_calls_per_user":
