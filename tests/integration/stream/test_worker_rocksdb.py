@@ -114,9 +114,10 @@ def test_restart_without_the_local_store_recovers_from_the_changelog(
     assert_exactly_as_replay(kafka_settings, expected)
 
 
-DATA_LIMIT = 256 * 1024 * 1024
+DATA_LIMIT = 320 * 1024 * 1024
 """RLIMIT_DATA of the worker in the test below: its heap, anonymous mappings and thread
-stacks (an idle worker uses about 160 MiB of it, mostly thread stacks)."""
+stacks (an idle worker uses about 160 MiB of it, mostly thread stacks; its fetches and batches,
+bounded below, take the rest)."""
 HOARDED = 1_000_000  # stored calls (with 128-character ids: about 420 bytes of state each)
 ID_CHARS = 128  # the longest ids the event contract accepts
 
@@ -233,6 +234,8 @@ def test_state_larger_than_the_memory_limit(
         FAIRUSE_WORKER_MAX_RECORD_BYTES=str(1024 * 1024),
         FAIRUSE_WORKER_ROCKSDB_BLOCK_CACHE_BYTES=str(8 * 1024 * 1024),
         FAIRUSE_WORKER_ROCKSDB_WRITE_BUFFER_BYTES=str(4 * 1024 * 1024),
+        FAIRUSE_WORKER_BATCH_MAX="500",
+        FAIRUSE_WORKER_MAX_POLL_RECORDS="200",
     ).start()  # creates its topics and stores
     wait_for(
         lambda: any(worker.workdir.rglob(f"tenants-{partition}.db")),
