@@ -83,8 +83,9 @@ def test_cluster_rendering_is_valid_sql_for_the_engine(tmp_path: Path) -> None:
         script = render_all(cluster="prod", events_ttl_days=400)
         statements = split_statements(script)
         # migrations table, 0001 objects and their Distributed tables, 0002's table and its own,
-        # 0003's two ALTERs, 0004's two tables and their own
-        assert len(statements) == 1 + 9 + 7 + 2 + 2 + 4
+        # 0003's two ALTERs on the local tables and again on their Distributed tables, 0004's two
+        # tables and their own
+        assert len(statements) == 1 + 9 + 7 + 2 + 2 * 2 + 4
         for statement in statements:  # chDB cannot run ON CLUSTER, but its parser checks it
             formatted = client.query("SELECT formatQuery({q:String})", parameters={"q": statement})
             assert "ON CLUSTER prod" in formatted.result_rows[0][0]
