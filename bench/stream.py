@@ -8,10 +8,10 @@
 2. Event -> violation latency p50/p99 at a steady produce rate (default 40 % of the ceiling):
    from the broker's append time of the event that triggered a violation to the moment a
    ``read_committed`` consumer receives the violation (its transaction committed).
-3. Worker memory (RSS growth) per 10,000 active tenants; RocksDB recovery time.
+Worker memory per 10,000 tenants and RocksDB recovery times: ``bench/recovery.py``.
 
     FAIRUSE_KAFKA_BOOTSTRAP=127.0.0.1:19092 .venv/bin/python bench/stream.py [--events 200000]
-        [--skip aged,memory,recovery]
+        [--skip aged,latency]
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import logging
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -396,55 +395,6 @@ def tenant_pairs(tenants: int) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
-async def memory_per_10k_tenants(base: KafkaSettings, tenants: int, workdir: Path):
-    kafka = await fresh(base)
-    pairs = tenant_pairs(tenants)
-    app_id = f"bench-{uuid.uuid4().hex[:8]}"
-    worker = start_worker(kafka, app_id, workdir)
-    try:
-        await asyncio.sleep(10)
-        baseline = rss_mb(worker.pid)
-        await produce(kafka, pairs)
-        await wait_caught_up(kafka, app_id, len(pairs))
-        loaded = rss_mb(worker.pid)
-    finally:
-        worker.kill()
-        worker.wait()
-    return baseline, loaded
-
-
-async def recovery_seconds(base: KafkaSettings, tenants: int, workdir: Path):
-    """Seconds from a restart of a RocksDB worker holding ``tenants`` tenants to its first
-    processed event: with its local store, then with the store deleted (from the changelog)."""
-    kafka = await fresh(base)
-    app_id = f"bench-{uuid.uuid4().hex[:8]}"
-    pairs = tenant_pairs(tenants)
-    rocksdb = {"FAIRUSE_WORKER_STORE": "rocksdb://"}
-    await produce(kafka, pairs)
-    worker = start_worker(kafka, app_id, workdir, **rocksdb)
-    try:
-        await wait_caught_up(kafka, app_id, len(pairs))
-    finally:
-        worker.kill()
-        worker.wait()
-    found = []
-    for probe, wipe in (("local", False), ("changelog", True)):
-        if wipe:
-            shutil.rmtree(workdir / "worker" / app_id)
-        started = time.monotonic()
-        worker = start_worker(kafka, app_id, workdir, **rocksdb)
-        try:
-            event = {"type": "api_call", "count": 1, "event_id": f"probe-{probe}"}
-            payload = {**event, "tenant_id": "mem-000000", "ts": 1_800_000_900_000}
-            await produce(kafka, [(b"mem-000000", orjson.dumps(payload))])
-            await wait_caught_up(kafka, app_id, 1)
-            found.append(time.monotonic() - started)
-        finally:
-            worker.kill()
-            worker.wait()
-    return found
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -452,15 +402,16 @@ async def main() -> None:
     parser.add_argument("--history-days", type=int, default=30)
     parser.add_argument("--rate", type=float, help="steady rate (default: 40 %% of the ceiling)")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
-    parser.add_argument("--memory-tenants", type=int, default=10_000)
     parser.add_argument("--only-worker", action="store_true", help="only the worker throughput")
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated figures not to measure: aged, latency, memory, recovery",
+        help="comma-separated figures not to measure: aged, latency",
     )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    if skip - {"aged", "latency"}:
+        parser.error(f"--skip takes aged and latency, not {', '.join(sorted(skip))}")
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retries while new topics elect
     base = load_settings().kafka
     workdir = Path(tempfile.mkdtemp(prefix="bench-stream-"))
@@ -511,21 +462,6 @@ async def main() -> None:
             )
         else:
             print("latency     no violations in the steady run (raise --latency-seconds)")
-
-    if "memory" not in skip:
-        baseline, loaded = await memory_per_10k_tenants(base, args.memory_tenants, workdir)
-        per_10k = (loaded - baseline) * 10_000 / args.memory_tenants
-        print(
-            f"memory      worker RSS {baseline:.0f} MB idle, {loaded:.0f} MB with "
-            f"{args.memory_tenants:,} active tenants: {per_10k:.0f} MB per 10,000 tenants"
-        )
-    if "recovery" not in skip:
-        local, changelog = await recovery_seconds(base, args.memory_tenants, workdir)
-        print(
-            f"recovery    {args.memory_tenants:,} tenants, RocksDB store, restart to first "
-            f"event processed: {local:.1f} s from the local store, {changelog:.1f} s from the "
-            "changelog"
-        )
 
 
 def load_average() -> str:
