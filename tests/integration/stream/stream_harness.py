@@ -340,6 +340,30 @@ class WorkerProcess:
         return "\n".join(text[-lines:])
 
 
+def kill_when(
+    worker: WorkerProcess, reached: Callable[[], bool], what: str, every_s: float = 0.05
+) -> None:
+    """Start ``worker``, SIGKILL it once ``reached()``; it must have lived until then."""
+    worker.start()
+    wait_for(lambda: reached() or not worker.alive(), 600, what, every_s=every_s)
+    assert worker.alive(), worker.log_tail()
+    worker.kill()
+
+
+def run_until_caught_up(
+    kafka: KafkaSettings, worker: WorkerProcess, what: str = "the restarted worker"
+) -> None:
+    """Start ``worker`` and wait until its group has committed every event; it must be alive."""
+    worker.start()
+    wait_for(
+        lambda: caught_up(kafka, worker.app_id),
+        600,
+        what,
+        explain=lambda: lag(kafka, worker.app_id) + worker.log_tail(),
+    )
+    assert worker.alive(), worker.log_tail()
+
+
 def http_get(port: int, path: str, token: str | None = None) -> tuple[int, Any]:
     """``GET http://127.0.0.1:{port}{path}``: status and decoded JSON body (None if not JSON)."""
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")

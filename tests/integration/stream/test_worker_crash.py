@@ -8,11 +8,12 @@ from pathlib import Path
 from stream_harness import (
     assert_exactly_as_replay,
     caught_up,
-    lag,
+    kill_when,
     produce,
     published,
     read_lines,
     replay,
+    run_until_caught_up,
     wait_for,
 )
 
@@ -27,25 +28,12 @@ def test_sigkill_mid_stream_then_restart_loses_and_doubles_nothing(
     produce(kafka_settings, read_lines(simulated_events))
     worker = workers()
     for fraction in (0.25, 0.6):
-        worker.start()
-        wait_for(
-            lambda f=fraction: (
-                published(kafka_settings, "usage") >= f * usage_total or not worker.alive()
-            ),
-            600,
+        kill_when(
+            worker,
+            lambda f=fraction: published(kafka_settings, "usage") >= f * usage_total,
             f"{fraction:.0%} of the usage records",
-            every_s=0.05,
         )
-        assert worker.alive(), worker.log_tail()
-        worker.kill()
-    worker.start()
-    wait_for(
-        lambda: caught_up(kafka_settings, worker.app_id),
-        600,
-        "the restarted worker",
-        explain=lambda: lag(kafka_settings, worker.app_id) + worker.log_tail(),
-    )
-    assert worker.alive(), worker.log_tail()
+    run_until_caught_up(kafka_settings, worker)
     assert_exactly_as_replay(kafka_settings, expected)
 
 

@@ -17,10 +17,12 @@ from stream_harness import (
     assert_exactly_as_replay,
     caught_up,
     consume_all,
+    kill_when,
     lag,
     produce,
     read_lines,
     replay,
+    run_until_caught_up,
     wait_for,
 )
 
@@ -109,20 +111,14 @@ def test_after_sigkills_the_sinks_daily_rollup_equals_usage_final(
     produce(kafka_settings, read_lines(simulated_events))
     worker = workers()
     for kill in range(kills):
-        worker.start()
         target = (kill + 1) / (kills + 1) * len(expected["usage"])
-        wait_for(
-            lambda t=target: (
-                len(consume_all(kafka_settings, ["usage"])["usage"]) >= t or not worker.alive()
-            ),
-            600,
+        kill_when(
+            worker,
+            lambda t=target: len(consume_all(kafka_settings, ["usage"])["usage"]) >= t,
             f"{target:.0f} usage records",
             every_s=0.5,
         )
-        assert worker.alive(), worker.log_tail()
-        worker.kill()
-    worker.start()
-    wait_for(lambda: caught_up(kafka_settings, worker.app_id), 600, "the restarted worker")
+    run_until_caught_up(kafka_settings, worker)
     assert_exactly_as_replay(kafka_settings, expected)
     env = {
         **os.environ,

@@ -29,6 +29,7 @@ from stream_harness import (
     produce_batches,
     read_lines,
     replay,
+    run_until_caught_up,
     wait_for,
 )
 
@@ -66,24 +67,11 @@ def run_in_two_halves(kafka: KafkaSettings, worker, events: Path, between) -> No
     lines = read_lines(events)
     half = len(lines) // 2
     produce(kafka, lines[:half])
-    worker.start()
-    wait_for(
-        lambda: caught_up(kafka, worker.app_id),
-        600,
-        "the first half",
-        explain=lambda: lag(kafka, worker.app_id) + worker.log_tail(),
-    )
+    run_until_caught_up(kafka, worker, "the first half")
     worker.kill()
     between()
     produce(kafka, lines[half:])
-    worker.start()
-    wait_for(
-        lambda: caught_up(kafka, worker.app_id),
-        600,
-        "the second half",
-        explain=lambda: lag(kafka, worker.app_id) + worker.log_tail(),
-    )
-    assert worker.alive(), worker.log_tail()
+    run_until_caught_up(kafka, worker, "the second half")
 
 
 def test_restart_recovers_from_the_local_store_not_the_whole_changelog(

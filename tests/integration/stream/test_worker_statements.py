@@ -8,13 +8,12 @@ from pathlib import Path
 import orjson
 from stream_harness import (
     assert_exactly_as_replay,
-    caught_up,
-    lag,
+    kill_when,
     produce,
     published,
     read_lines,
     replay,
-    wait_for,
+    run_until_caught_up,
 )
 
 from fairuse.settings import KafkaSettings
@@ -55,24 +54,10 @@ def test_statements_and_adjustments_across_a_sigkill_equal_replay(
     assert kinds.count("statement") > 100 and kinds.count("adjustment") >= 6, kinds
     produce(kafka_settings, lines)
     worker = workers()
-    worker.start()
-    wait_for(
-        lambda: (
-            published(kafka_settings, "statements") >= kinds.count("statement") / 2
-            or not worker.alive()
-        ),
-        600,
+    kill_when(
+        worker,
+        lambda: published(kafka_settings, "statements") >= kinds.count("statement") / 2,
         "half of the statements",
-        every_s=0.05,
     )
-    assert worker.alive(), worker.log_tail()
-    worker.kill()
-    worker.start()
-    wait_for(
-        lambda: caught_up(kafka_settings, worker.app_id),
-        600,
-        "the restarted worker",
-        explain=lambda: lag(kafka_settings, worker.app_id) + worker.log_tail(),
-    )
-    assert worker.alive(), worker.log_tail()
+    run_until_caught_up(kafka_settings, worker)
     assert_exactly_as_replay(kafka_settings, expected)
