@@ -299,14 +299,19 @@ def _wire(worker: Worker, delivery: BatchDelivery) -> None:
 
         await follow_policy(kafka, apply, worker.policy_ready)
 
+    async def rebalanced(owned: set[int]) -> None:
+        # Fetches of partitions that moved away are dropped; the batch in flight commits or
+        # aborts before the rebalance goes on.
+        feed.retain(owned)
+        await delivery.rebalanced(owned)
+
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
-        # The batch in flight commits or aborts before the rebalance goes on.
-        await delivery.rebalanced(worker.assigned_partitions() - _partitions(worker, revoked))
+        await rebalanced(worker.assigned_partitions() - _partitions(worker, revoked))
 
     @app.on_partitions_assigned.connect
     async def _assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
-        await delivery.rebalanced(worker.assigned_partitions())
+        await rebalanced(worker.assigned_partitions())
 
 
 def _partitions(worker: Worker, tps: Any) -> set[int]:

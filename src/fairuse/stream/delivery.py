@@ -186,6 +186,7 @@ class BatchDelivery:
     generation: int = 0
     seeks: dict[int, float] = field(default_factory=dict)
     holes: dict[int, int] = field(default_factory=dict)
+    owned: set[int] = field(default_factory=set)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     observer: BatchObserver | None = None
 
@@ -194,7 +195,9 @@ class BatchDelivery:
         and own exactly ``owned`` (starting their producers fences any previous owner)."""
         async with self.lock:
             self.generation += 1
+            self.owned = set(owned)
             self.holes.clear()
+            self.seeks.clear()
             self.core.discard()
             self.stale = True
             await self.producers.assign(owned)
@@ -215,12 +218,15 @@ class BatchDelivery:
             return sum(len(m) for m in admitted.values())
 
     async def admit(self, messages: Sequence[Inbound]) -> dict[int, list[Inbound]]:
-        """Per partition, the messages that continue its run of offsets; a partition with a
-        hole is fetched again from its next offset (``offsets.py``)."""
+        """Per owned partition, the messages that continue its run of offsets; a partition
+        with a hole is fetched again from its next offset (``offsets.py``). Messages of
+        partitions this worker does not own (fetched before a rebalance moved them) are
+        dropped before any bookkeeping, so they never make a hole to re-fetch. A fenced
+        partition leaves :attr:`owned` until the next rebalance."""
         if self.stale:
             self.stale = False
             self.offsets.reset(await self.start_offsets())
-        result = self.offsets.admit(messages)
+        result = self.offsets.admit(m for m in messages if m.partition in self.owned)
         self.holes.update(result.seek)
         for partition, offset in list(self.holes.items()):
             if self.offsets.next_offset.get(partition, offset) > offset:
@@ -228,8 +234,7 @@ class BatchDelivery:
         await self.refetch()
         by_partition: dict[int, list[Inbound]] = {}
         for message in result.messages:
-            if self.producers.get(message.partition) is not None:
-                by_partition.setdefault(message.partition, []).append(message)
+            by_partition.setdefault(message.partition, []).append(message)
         return by_partition
 
     async def refetch(self) -> None:
@@ -286,6 +291,8 @@ class BatchDelivery:
                         "partition %d: producer fenced, a new owner took over", part.partition
                     )
                     await self.producers.fence(part.partition)
+                    self.owned.discard(part.partition)  # until a rebalance gives it back
+                    self.holes.pop(part.partition, None)
             else:
                 part.committed = True
                 committed += result

@@ -5,7 +5,8 @@ message), which under load fed the worker only a few hundred events/s and kept i
 and so its transactions, small. The worker's transport (``stream/transport.py``) instead gives
 each fetch of the events topic whole to :meth:`FetchFeed.put`; the batch task takes batches
 from :meth:`FetchFeed.batch`. A bounded queue of fetches between the two is the backpressure:
-the fetcher waits while the worker is behind.
+the fetcher waits while the worker is behind. At a rebalance :meth:`FetchFeed.retain` drops
+what was fetched of the partitions this worker no longer owns.
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ class FetchFeed:
         ]
         if messages:
             await self.queue.put(messages)
+
+    def retain(self, partitions: set[int]) -> None:
+        """Drop the queued and pending messages of every partition not in ``partitions`` (a
+        rebalance moved them away: their next owner fetches them from the committed position)."""
+        self.pending = [m for m in self.pending if m.partition in partitions]
+        kept = []
+        while not self.queue.empty():
+            fetched = [m for m in self.queue.get_nowait() if m.partition in partitions]
+            if fetched:
+                kept.append(fetched)
+        for fetched in kept:  # no await since the gets: a waiting put cannot slip in between
+            self.queue.put_nowait(fetched)
 
     async def batch(self, max_events: int, within_s: float, idle_s: float) -> list[Inbound]:
         """The next batch: at most ``max_events``, waiting up to ``idle_s`` for the first

@@ -73,3 +73,19 @@ def test_a_batch_waits_for_a_later_fetch_until_it_is_full() -> None:
 def test_an_idle_feed_gives_an_empty_batch() -> None:
     batch = asyncio.run(FetchFeed().batch(max_events=4, within_s=0.0, idle_s=0.01))
     assert batch == []
+
+
+def test_retain_drops_the_other_partitions_queued_and_pending_and_frees_room() -> None:
+    async def scenario() -> tuple[list[Inbound], list[Inbound]]:
+        feed = FetchFeed(fetches=2)
+        await feed.put({**fetch(0, range(6)), **fetch(1, range(2))})
+        first = await feed.batch(max_events=4, within_s=0.0, idle_s=5.0)  # rest pending
+        await feed.put(fetch(1, range(2, 4)))
+        await feed.put(fetch(0, range(6, 8)))  # the queue is full
+        feed.retain({0})
+        await asyncio.wait_for(feed.put(fetch(0, range(8, 9))), 60)  # room again
+        return first, await feed.batch(max_events=100, within_s=0.0, idle_s=5.0)
+
+    first, rest = asyncio.run(scenario())
+    assert offsets(first) == [(0, 0), (0, 1), (0, 2), (0, 3)]
+    assert offsets(rest) == [(0, 4), (0, 5), (0, 6), (0, 7), (0, 8)]
