@@ -37,7 +37,9 @@ def out_of_bounds(event: UsageNotice, limits: Limits) -> str:
 
 def add_notice(state: TenantState, event: UsageNotice, why: str) -> None:
     """Remember the notice of ``event`` (``why``: why it excuses nothing, or "")."""
-    state.notices[event.notice_id] = Notice(event.starts, event.ends, list(event.metrics), why)
+    state.notices[event.notice_id] = Notice(
+        event.starts, event.ends, list(event.metrics), why, event.event_id, event.ts
+    )
 
 
 def covers(state: TenantState, metric: str, ts: int) -> bool:

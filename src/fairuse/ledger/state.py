@@ -88,12 +88,15 @@ class PendingNotice(Packed):
 
 @dataclass(slots=True)
 class Notice(Packed):
-    """A customer's prior notice of high traffic: ``[starts, ends)`` for ``metrics``."""
+    """A customer's prior notice of high traffic: ``[starts, ends)`` for ``metrics``, given at
+    ``given`` by event ``event_id`` ("" / 0 in entries written before they were kept)."""
 
     starts: int
     ends: int
     metrics: list[str]
     why: str = ""  # why it excuses nothing (outside notice_min_lead / notice_max_length), or ""
+    event_id: str = ""
+    given: int = 0
 
 
 @dataclass(slots=True)

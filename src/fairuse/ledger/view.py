@@ -24,7 +24,8 @@ def usage_view(state: TenantState, policy: Policy, at_ms: int) -> dict[str, Any]
 
     ``{"tenant_id", "at", "day", "month", "timezone", "policy_revision", "seats",
     "open_sessions": [ids, sorted], "metrics": {metric: {"period", "observed", "limit",
-    "percent", "unit"}}}``; api_calls is per day, the other metrics per month. Limits use the
+    "percent", "unit"}}, "notices": [...]}``; api_calls is per day, the other metrics per month;
+    ``notices`` are the prior notices the ledger holds (:func:`notices_view`). Limits use the
     revision in force at the start of each period (as the ledger judges it; ``policy_revision``
     is the one in force at ``at_ms``); audio and video limits use the month's seats averaged up
     to the tenant clock (``seats`` is the named active users now); ``percent`` = 100 * observed /
@@ -50,7 +51,29 @@ def usage_view(state: TenantState, policy: Policy, at_ms: int) -> dict[str, Any]
             sid for sid, s in state.sessions.items() if is_open(s, at_ms, expiry_ms)
         ),
         "metrics": view_metrics,
+        "notices": notices_view(state),
     }
+
+
+def notices_view(state: TenantState) -> list[dict[str, Any]]:
+    """The prior notices of high traffic the ledger holds, by start: ``{"notice_id",
+    "event_id", "given", "starts", "ends", "metrics", "accepted", "why"}`` (epoch ms;
+    ``event_id``/``given`` null for notices kept before they were remembered). ``accepted``:
+    within the policy's bounds, so it excuses traffic in its period; otherwise ``why`` says
+    which bound it broke (a repeated ``notice_id`` shows only the latest notice)."""
+    return [
+        {
+            "notice_id": notice_id,
+            "event_id": n.event_id or None,
+            "given": n.given or None,
+            "starts": n.starts,
+            "ends": n.ends,
+            "metrics": list(n.metrics),
+            "accepted": not n.why,
+            "why": n.why,
+        }
+        for notice_id, n in sorted(state.notices.items(), key=lambda kv: (kv[1].starts, kv[0]))
+    ]
 
 
 def metric_usage(

@@ -11,6 +11,7 @@ import pytest
 from ledger_support import DAY, HOUR, MINUTE, Feed, accruals, ms, policy
 
 from fairuse.errors import ConfigError
+from fairuse.events import METRICS
 from fairuse.ledger import Ledger, TenantState, usage_view
 from fairuse.ledger.keyed import DictKeys
 from fairuse.ledger.state import CallsRow
@@ -179,6 +180,41 @@ def test_usage_view_reports_the_local_day_and_month() -> None:
     assert view["metrics"]["audio_hours"]["observed"] == 0.0
     later = usage_view(feed.state, feed.ledger.policy, t0 + DAY)
     assert later["open_sessions"] == [] and later["metrics"]["api_calls"]["observed"] == 0
+
+
+def test_usage_view_lists_the_prior_notices_the_ledger_holds() -> None:
+    feed = Feed(notice_min_lead=24, notice_max_length=14)
+    t0 = ms("2026-03-02T09:00")
+    feed.send("api_call", t0)
+    assert usage_view(feed.state, feed.ledger.policy, t0)["notices"] == []
+    later, soon = t0 + 3 * DAY, t0 + HOUR
+    feed.send("usage_notice", t0, "e-late", notice_id="n2", starts=later, ends=later + DAY,
+              metrics=["api_calls"])  # fmt: skip
+    feed.send("usage_notice", t0, "e-soon", notice_id="n1", starts=soon, ends=soon + DAY)
+    notices = usage_view(feed.state, feed.ledger.policy, t0)["notices"]
+    assert [n["notice_id"] for n in notices] == ["n1", "n2"]  # by start
+    assert notices[1] == {
+        "notice_id": "n2",
+        "event_id": "e-late",
+        "given": t0,
+        "starts": later,
+        "ends": later + DAY,
+        "metrics": ["api_calls"],
+        "accepted": True,
+        "why": "",
+    }
+    assert notices[0]["accepted"] is False and "notice_min_lead is 24 h" in notices[0]["why"]
+    assert notices[0]["metrics"] == list(METRICS)
+    # A repeated notice_id replaces the notice: the view shows the latest one only.
+    feed.send("usage_notice", t0 + HOUR, "e-again", notice_id="n2", starts=later, ends=later + HOUR)
+    again = usage_view(feed.state, feed.ledger.policy, t0 + HOUR)["notices"]
+    assert [(n["notice_id"], n["event_id"], n["ends"]) for n in again] == [
+        ("n1", "e-soon", soon + DAY),
+        ("n2", "e-again", later + HOUR),
+    ]
+    # The view is derived from the state alone: the same after a round trip through bytes.
+    restored = TenantState.from_bytes(feed.state.to_bytes(), feed.ledger.keys)
+    assert usage_view(restored, feed.ledger.policy, t0 + HOUR)["notices"] == again
 
 
 def test_tenant_state_bytes_round_trip_exactly() -> None:
