@@ -83,11 +83,31 @@ class NoticeSender:
         await self._client.flush()
         self.pending.setdefault(request.event.tenant_id, {})[request.event.event_id] = payload
 
-    def forget(self, tenant: str, recorded: set[str]) -> None:
-        """Stop listing as pending the notices the warehouse has recorded."""
+    def forget(self, tenant: str, event_ids: set[str]) -> None:
+        """Stop keeping the notices of ``event_ids`` (reflected by the worker and stored)."""
         mine = self.pending.get(tenant, {})
-        for event_id in recorded & set(mine):
+        for event_id in event_ids & set(mine):
             del mine[event_id]
+
+    def prior_notices(
+        self,
+        tenant: str,
+        recorded: list[dict[str, Any]],
+        usage: dict[str, Any] | None,
+        at_ms: int,
+        timezone: str,
+    ) -> list[dict[str, Any]]:
+        """The tenant's prior notices (:func:`pages.prior_notices`) as the worker's ``usage``
+        view reflects them (None: the worker did not answer; a worker from before the view
+        listed notices leaves the warehouse to say which are recorded); forgets those both
+        reflected and stored (their reason is in the warehouse's raw event)."""
+        sent = list(self.pending.get(tenant, {}).values())
+        ledger = None if usage is None else usage.get("notices")
+        older = usage is not None and ledger is None
+        prior = pages.prior_notices(recorded, sent, ledger, at_ms, timezone, older)
+        reflected = {n["event_id"] for n in prior if n["state"] != "pending"}
+        self.forget(tenant, reflected & {row["event_id"] for row in recorded})
+        return prior
 
     async def close(self) -> None:
         """Flush and stop the producer."""
@@ -257,13 +277,16 @@ class Views:
             log.warning("standing of %s: %s", tenant, exc)
             return self.portal.render("standing.html", status=503, problem=str(exc), **context)
         standing = None
+        at_ms = int(self.portal.clock() * 1000)
         if usage is not None:
             _, limits = self.portal.policy.limits_at(tenant, usage["at"])
             standing = pages.standing(usage, decisions, violations, limits)
             context["timezone"] = usage["timezone"]
-        pending = pages.prior_notices(
-            [], list(self.portal.sender.pending.get(tenant, {}).values()), context["timezone"]
+            at_ms = usage["at"]
+        prior = self.portal.sender.prior_notices(
+            tenant, [], usage or {"notices": []}, at_ms, context["timezone"]
         )
+        pending = [n for n in prior if n["state"] == "pending"]
         return self.portal.render("standing.html", standing=standing, pending=pending, **context)
 
     async def history(self, request: web.Request) -> web.Response:
@@ -308,6 +331,7 @@ class Views:
             return await self._picker(request)
         context = self._page(request, tenant, "notices")
         timezone = context["timezone"]
+        usage_read = asyncio.ensure_future(self._usage_or_none(tenant))
         try:
             steps, given = await self.portal.warehouse.rows(
                 reports.enforcement(tenant), reports.usage_notices(tenant)
@@ -317,17 +341,28 @@ class Views:
                 *(reports.notices(tenant, month) for month in months)
             )
         except FairUseError as exc:
+            usage_read.cancel()
             return self.portal.render("notices.html", status=503, problem=str(exc), **context)
-        sender = self.portal.sender
-        sender.forget(tenant, {row["event_id"] for row in given})
-        pending = list(sender.pending.get(tenant, {}).values())
+        usage, worker_problem = await usage_read
+        at_ms = (usage or {}).get("at") or int(self.portal.clock() * 1000)
         return self.portal.render(
             "notices.html",
             steps=pages.notices(steps, [row for rows in deliveries for row in rows], timezone),
-            prior=pages.prior_notices(given, pending, timezone),
+            prior=self.portal.sender.prior_notices(tenant, given, usage, at_ms, timezone),
             sent=request.query.get("sent", ""),
+            worker_problem=worker_problem,
             **context,
         )
+
+    async def _usage_or_none(self, tenant: str) -> tuple[dict[str, Any] | None, str]:
+        """The worker's usage view of ``tenant`` (no notices for a tenant it has never seen),
+        or None and why it is unavailable."""
+        try:
+            usage = await self.portal.worker.usage(tenant)
+        except WorkerUnavailable as exc:
+            log.warning("notices of %s: %s", tenant, exc)
+            return None, str(exc)
+        return usage or {"notices": []}, ""
 
     def _form(
         self,

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from markupsafe import Markup
 
+from fairuse.events import METRICS
 from fairuse.ledger.calendar import DAY_MS, calendar_for
 from fairuse.policy import Limits
 from fairuse.portal.charts import history_chart, standing_bar, status_of
@@ -275,24 +276,87 @@ def notices(
     ]
 
 
+PRIOR_STATES = {
+    "pending": "pending: not yet in force",
+    "in-force": "in force",
+    "excuses-nothing": "recorded, but it excuses nothing",
+    "replaced": "replaced by a later notice",
+    "recorded": "recorded",
+}
+
+
+def _reflected(item: dict[str, Any], notice: dict[str, Any]) -> bool:
+    """Whether ``notice`` (of the worker's usage view) is the prior notice ``item``: the same
+    event, or for a notice kept without its event id, the same period and metrics."""
+    if notice["event_id"] is not None:
+        return bool(notice["event_id"] == item["event_id"])
+    return (notice["starts"], notice["ends"], sorted(notice["metrics"])) == (
+        item["starts"],
+        item["ends"],
+        sorted(item["metrics"]),
+    )
+
+
+def _prior_state(
+    item: dict[str, Any], ledger: list[dict[str, Any]] | None, at_ms: int, stored: bool
+) -> tuple[str, str]:
+    """``(state, why)`` of a prior notice as the worker's ledger sees it (``ledger`` None: the
+    worker did not say; ``stored``: the warehouse stands in for it)."""
+    if stored:
+        return "recorded", ""
+    for notice in ledger or ():
+        if _reflected(item, notice):
+            return ("in-force", "") if notice["accepted"] else ("excuses-nothing", notice["why"])
+    if any(n["notice_id"] == item.get("notice_id") for n in ledger or ()):
+        return "replaced", ""
+    if item["ends"] <= at_ms:  # over: the ledger forgets notices a week after they end
+        return "recorded", ""
+    return "pending", ""
+
+
 def prior_notices(
-    recorded: list[dict[str, Any]], pending: list[dict[str, Any]], timezone: str
+    recorded: list[dict[str, Any]],
+    sent: list[dict[str, Any]],
+    ledger: list[dict[str, Any]] | None,
+    at_ms: int,
+    timezone: str,
+    warehouse_reflects: bool = False,
 ) -> list[dict[str, Any]]:
-    """The tenant's prior notices: those in the warehouse (``recorded``), then those the portal
-    sent that the pipeline has not recorded yet (``pending``)."""
-    seen = {row["event_id"] for row in recorded}
-    items = [{**orjson.loads(row["raw"]), "state": "recorded"} for row in recorded]
-    items += [{**p, "state": "pending"} for p in pending if p["event_id"] not in seen]
-    return [
-        {
-            "event_id": item["event_id"],
-            "notice_id": item.get("notice_id", ""),
-            "state": item["state"],
-            "given": local_time(item["ts"], timezone),
-            "starts": local_time(item["starts"], timezone),
-            "ends": local_time(item["ends"], timezone),
-            "metrics": ", ".join(LABELS.get(m, m).replace(" today", "") for m in item["metrics"]),
-            "reason": str(item.get("reason", "")),
-        }
-        for item in items
-    ]
+    """The tenant's prior notices of high traffic, by the time they were given: those the
+    warehouse stored (``recorded``: raw events), those the portal sent (``sent``: payloads) and
+    those only the worker's ledger holds yet (``ledger``: the usage view's ``notices``, None if
+    the worker did not answer). Each is ``pending`` until the ledger holds it, then ``in-force``
+    (or ``excuses-nothing``, with why; ``replaced`` by a later notice of the same notice id);
+    one that ended before ``at_ms`` (the tenant clock) and that the ledger no longer holds is
+    ``recorded``: history. ``warehouse_reflects`` (a worker whose view lists no notices): a
+    stored notice is ``recorded``."""
+    items: dict[str, dict[str, Any]] = {}
+    stored_ids = {row["event_id"] for row in recorded}
+    for row in recorded:
+        items[row["event_id"]] = {"metrics": METRICS, **orjson.loads(row["raw"])}
+    for payload in sent:
+        items.setdefault(payload["event_id"], payload)
+    for notice in ledger or ():
+        if not any(_reflected(item, notice) for item in items.values()):
+            key = notice["event_id"] or notice["notice_id"]
+            items[key] = {**notice, "event_id": key, "ts": notice["given"]}
+    result = []
+    for item in sorted(items.values(), key=lambda i: (i["ts"] or 0, i["event_id"])):
+        stored = warehouse_reflects and item["event_id"] in stored_ids
+        state, why = _prior_state(item, ledger, at_ms, stored)
+        result.append(
+            {
+                "event_id": item["event_id"],
+                "notice_id": item.get("notice_id", ""),
+                "state": state,
+                "state_text": PRIOR_STATES[state] + (f" ({why})" if why else ""),
+                "given": local_time(item["ts"], timezone),
+                "starts": local_time(item["starts"], timezone),
+                "ends": local_time(item["ends"], timezone),
+                "metrics": ", ".join(
+                    LABELS.get(m, m).replace(" today", "") for m in item["metrics"]
+                ),
+                "reason": str(item.get("reason", "")),
+            }
+        )
+    return result

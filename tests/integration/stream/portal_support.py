@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -109,24 +108,6 @@ def _valid_lines(events: Path) -> list[bytes]:
     """The simulated events that pass the contract (the garbage faults are left out, so every
     record on the events topic decodes)."""
     return [line for line in read_lines(events) if not isinstance(parse_event(line), Rejection)]
-
-
-class _Tags(HTMLParser):
-    def __init__(self, attribute: str) -> None:
-        super().__init__()
-        self.attribute, self.found = attribute, []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if self.attribute in values:
-            self.found.append({"tag": tag, **values})
-
-
-def tagged(html: str, attribute: str) -> list[dict[str, str | None]]:
-    """The attributes of every element of ``html`` that has ``attribute``, in order."""
-    parser = _Tags(attribute)
-    parser.feed(html)
-    return parser.found
 
 
 def fetch(url: str, form: dict[str, str | list[str]] | None = None) -> tuple[int, str]:

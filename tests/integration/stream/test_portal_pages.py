@@ -7,13 +7,14 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from html import unescape
 
-from portal_support import PortalMonth, fetch, tagged
+from portal_support import PortalMonth, fetch
 from stream_harness import consume_all, wait_for
 
 from fairuse.portal.links import ADMIN
 from fairuse.portal.pages import amount
 from fairuse.warehouse import reports
 from fairuse.warehouse.store import Reader
+from html_support import tagged
 
 
 def test_standing_shows_the_worker_api_numbers(month_portal: PortalMonth) -> None:
