@@ -1,11 +1,14 @@
 """The portal in a real browser: headless Chromium (Debian's ``chromium``) through Selenium
 and Debian's ``chromium-driver``. Loads each page of a simulated month's tenant, checks the bars
-and numbers shown, submits the prior-notice form and sees the notice listed; screenshots go to
-``var/screenshots/portal/`` (docs/portal.md shows the standing and history ones)."""
+and numbers shown, submits the prior-notice form and sees the notice pending, then in force once
+the worker has taken it in; screenshots go to ``var/screenshots/portal/`` (docs/portal.md shows
+the standing and history ones)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,12 +120,37 @@ def test_each_page_in_chromium_with_bars_numbers_and_the_notice_form(
     )
     _fill(driver, "2099-05-01T08:00", "2099-05-02T20:00", "Product launch webinar")
     _shot(driver, "notice-form")
-    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait_for(lambda: "/notices" in driver.current_url, 60, "the notices page after submitting")
-    rows = driver.find_elements(By.CSS_SELECTOR, "#prior-notices tr[data-event-id]")
-    assert any("Product launch webinar" in row.text for row in rows)
-    assert "your prior notice was sent" in driver.page_source
-    _shot(driver, "notice-sent")
+    # The worker is held (SIGSTOP) while the notice is sent, so the page cannot but show it
+    # pending; released, the worker takes the notice in and the page shows it in force.
+    worker = month_portal.worker.process
+    assert worker is not None
+    os.kill(worker.pid, signal.SIGSTOP)
+    try:
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait_for(lambda: "/notices" in driver.current_url, 60, "the notices page after submitting")
+        (row,) = [r for r in _prior_rows(driver) if "Product launch webinar" in r.text]
+        assert row.get_attribute("data-state") == "pending" and "pending" in row.text
+        assert "your prior notice was sent" in driver.page_source
+        _shot(driver, "notice-sent")
+    finally:
+        os.kill(worker.pid, signal.SIGCONT)
+    event_id = row.get_attribute("data-event-id")
+
+    def in_force() -> bool:
+        driver.refresh()
+        rows = [r for r in _prior_rows(driver) if r.get_attribute("data-event-id") == event_id]
+        return bool(rows) and rows[0].get_attribute("data-state") == "in-force"
+
+    wait_for(in_force, 300, "the worker to put the notice in force", every_s=1)
+    usage = month_portal.api(f"/v1/tenants/{tenant}/usage")
+    assert [n["accepted"] for n in usage["notices"] if n["event_id"] == event_id] == [True]
+    _shot(driver, "notice-in-force")
+
+
+def _prior_rows(driver) -> list:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, "#prior-notices tr[data-event-id]")
 
 
 def _fill(driver, starts: str, ends: str, reason: str) -> None:

@@ -7,11 +7,14 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from html import unescape
 
+import jsonschema
+import orjson
 from portal_support import PortalMonth, fetch
 from stream_harness import consume_all, wait_for
 
 from fairuse.portal.links import ADMIN
 from fairuse.portal.pages import amount
+from fairuse.stream.views import openapi_document
 from fairuse.warehouse import reports
 from fairuse.warehouse.store import Reader
 from html_support import tagged
@@ -145,13 +148,22 @@ def test_the_notice_form_refuses_bad_input_and_sends_one_event_per_submission(
     assert sent[0]["type"] == "usage_notice" and sent[0]["tenant_id"] == tenant
     assert sent[0]["metrics"] == ["audio_hours", "api_calls"]
 
-    # pending until the pipeline records it, then recorded (the sink is running)
+    # pending until the worker's ledger holds it, then in force (as the worker's API says)
     def state() -> str | None:
         _, notices = fetch(month_portal.link(tenant) + "/notices")
         rows = [r for r in tagged(notices, "data-event-id") if r["data-event-id"] == event_id]
-        return rows[0]["data-state"] if rows and rows[0]["data-state"] == "recorded" else None
+        return rows[0]["data-state"] if rows and rows[0]["data-state"] != "pending" else None
 
-    wait_for(state, 120, "the notice to be recorded")
+    assert wait_for(state, 120, "the worker to reflect the notice") == "in-force"
+    usage = month_portal.api(f"/v1/tenants/{tenant}/usage")
+    (held,) = [n for n in usage["notices"] if n["event_id"] == event_id]
+    assert held["accepted"] and (held["starts"], held["ends"]) == (
+        sent[0]["starts"],
+        sent[0]["ends"],
+    )
+    document = orjson.loads(openapi_document())
+    schema = {"$ref": "#/components/schemas/Usage", "components": document["components"]}
+    jsonschema.Draft202012Validator(schema).validate(usage)  # a non-empty ``notices`` too
     # another submission of the same form still sends nothing new
     fetch(url, good)
     events = consume_all(month_portal.kafka, ["events"])["events"]
