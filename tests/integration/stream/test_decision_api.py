@@ -12,7 +12,14 @@ from typing import Any
 from wsgiref.util import setup_testing_defaults
 
 import orjson
-from stream_harness import caught_up, http_get, produce, wait_for
+from stream_harness import (
+    caught_up,
+    http_get,
+    joining_a_stalled_group,
+    produce,
+    stallable_env,
+    wait_for,
+)
 
 from fairuse.events import TS_MIN_MS
 from fairuse.gateway import FairUseASGI, FairUseWSGI, Gate, GatewayConfig
@@ -254,3 +261,36 @@ def test_gateway_middleware_against_a_real_worker(
         down = Gate(GatewayConfig(nowhere, ADMIN, fail_open=fail_open, timeout_s=5))
         assert through_asgi(FairUseASGI(hello_asgi, down), "acme")[0] == expected
         assert through_wsgi(FairUseWSGI(hello_wsgi, down), "acme")[0] == expected
+
+
+def test_gateway_fails_open_or_closed_while_the_worker_knows_no_owner(
+    kafka_settings: KafkaSettings, workers
+) -> None:
+    path = "/v1/tenants/acme/decision?metric=api_calls"
+    stalled = workers(**TOKENS, **stallable_env()).start()
+    produce(kafka_settings, [api_call(1, 3)])
+    wait_for(lambda: get(stalled.web_port, path)[0] == 200, 120, "acme's decision")
+    joining = workers(**TOKENS)
+    url = f"http://127.0.0.1:{joining.web_port}"
+    gates = {opens: Gate(GatewayConfig(url, ADMIN, fail_open=opens)) for opens in (True, False)}
+
+    with joining_a_stalled_group(stalled, joining):
+        status, headers, body = get(joining.web_port, path)
+        assert (status, headers["Retry-After"]) == (503, "1"), body
+        for fail_open, gate in gates.items():
+            for status, headers, body in (
+                through_asgi(FairUseASGI(hello_asgi, gate), "acme"),
+                through_wsgi(FairUseWSGI(hello_wsgi, gate), "acme"),
+            ):
+                if fail_open:
+                    assert (status, body) == (200, b"hello") and "ratelimit" not in headers
+                else:
+                    assert (status, headers["retry-after"]) == (503, "1")
+                    assert orjson.loads(body) == {"error": "fair-use decision unavailable"}
+            assert gate.fetches == 2  # a 503 is not cached: each request asks again
+
+    wait_for(lambda: get(joining.web_port, path)[0] == 200, 120, "an owner of acme's partition")
+    for gate in gates.values():
+        status, headers, body = through_wsgi(FairUseWSGI(hello_wsgi, gate), "acme")
+        assert (status, body) == (200, b"hello")
+        assert headers["ratelimit"] == '"api_calls";r=2397;t=43200'
