@@ -5,7 +5,8 @@
 tenant token (``FAIRUSE_API_TENANT_TOKENS``) only its own. 401 without or with an unknown token,
 403 for another tenant's data, 404 for a tenant this pipeline has never seen, 400 for a missing
 or unknown metric, 503 with ``Retry-After`` while the worker has no partition assignment yet
-(just started, or its join's rebalance still waits for other workers) and so knows no owner.
+(just started, or its join's rebalance still waits for other workers) and so knows no owner, or
+while the owner by its assignment does not answer (it died; a rebalance will move its partitions).
 ``GET /v1/policy`` (any valid token) names the policy in force on this
 worker; ``GET /v1/openapi.json`` (no token) is the API's OpenAPI 3.1 document. A request
 reaching a worker that does not process the tenant's events partition is forwarded to the one
@@ -20,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
+import aiohttp
 import faust
 import orjson
 from faust.web.exceptions import ServiceUnavailable
@@ -74,6 +76,14 @@ def register_views(
                     {
                         "error": "the owner of this tenant's partition is not known yet (the "
                         "workers are rebalancing); retry"
+                    },
+                    status=503,
+                )
+            except aiohttp.ClientConnectionError:  # forwarding: the owner left without a word
+                response = view.json(
+                    {
+                        "error": "the owner of this tenant's partition does not answer (a "
+                        "rebalance will move its partitions); retry"
                     },
                     status=503,
                 )

@@ -16,6 +16,7 @@ from stream_harness import (
     caught_up,
     http_get,
     joining_a_stalled_group,
+    partition_of,
     produce,
     stallable_env,
     wait_for,
@@ -294,3 +295,38 @@ def test_gateway_fails_open_or_closed_while_the_worker_knows_no_owner(
         status, headers, body = through_wsgi(FairUseWSGI(hello_wsgi, gate), "acme")
         assert (status, body) == (200, b"hello")
         assert headers["ratelimit"] == '"api_calls";r=2397;t=43200'
+
+
+def test_a_tenant_of_a_dead_owner_gets_503_from_the_other_worker(
+    kafka_settings: KafkaSettings, workers
+) -> None:
+    partitions = kafka_settings.events_partitions
+    tenants: dict[int, str] = {}  # a tenant on every events partition
+    for n in range(1000):
+        tenants.setdefault(partition_of(f"tenant-{n}", partitions), f"tenant-{n}")
+    assert len(tenants) == partitions
+    owner = workers(**TOKENS, **stallable_env()).start()  # its partitions stay its for long
+    other = workers(**TOKENS).start()
+    produce(kafka_settings, [api_call(1, 1, tenant) for tenant in tenants.values()])
+
+    def forwarded_and_local() -> Any:
+        found = {
+            tenant: get(other.web_port, f"/v1/tenants/{tenant}/decision?metric=api_calls")
+            for tenant in tenants.values()
+        }
+        if any(status != 200 for status, _, _ in found.values()):
+            return None
+        via = {tenant: "Via" in headers for tenant, (_, headers, _) in found.items()}
+        return set(via.values()) == {True, False} and via
+
+    via = wait_for(forwarded_and_local, 120, "the tenants of both workers")
+    owner.kill()  # no goodbye: the group waits for its session timeout before moving its partitions
+    for tenant, forwarded in via.items():
+        status, headers, body = get(
+            other.web_port, f"/v1/tenants/{tenant}/decision?metric=api_calls"
+        )
+        if forwarded:
+            assert (status, headers["Retry-After"]) == (503, "1"), body
+            assert "does not answer" in body["error"]
+        else:
+            assert status == 200, body
