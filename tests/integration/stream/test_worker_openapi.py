@@ -6,7 +6,8 @@ another tenant's token, an unknown token, none) and for a generated tenant id as
 tenant, and every response must conform: a documented status code, content type, headers and
 body schema. Every documented status code must be seen: the 503 of a worker that knows no
 partition owner yet is reached deterministically by a worker joining a group whose other worker
-is stopped (SIGSTOP), so that the rebalance waits for it.
+is stopped (SIGSTOP), so that the rebalance waits for it. Every answer of a worker polled from
+its first moments until it decides conforms too.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ CHECKS = [
 ]
 WHILE_NO_OWNER_IS_KNOWN = [check for check in CHECKS if check is not not_a_server_error]
 EXAMPLES = 15
-EXAMPLES_WHILE_NO_OWNER_IS_KNOWN = 5  # every request that passes auth gets the same 503
+EXAMPLES_WHILE_NO_OWNER_IS_KNOWN = 5  # every routed request gets the same 503
 
 
 def acme_events() -> list[bytes]:
