@@ -15,7 +15,14 @@ a changelog partition's highwater from ``last_stable_offset``, which aiokafka on
 a fetch of that partition. Table recovery asks right after an assignment, before any fetch,
 gets None (-1), and so skips the recovery of a partition that has data. This transport asks the
 broker instead (ListOffsets at the consumer's isolation level, which for ``read_committed`` is
-the last stable offset). Registered as the ``fairuse`` scheme through Faust's documented
+the last stable offset).
+
+**Owners before metadata.** Faust's router finds the worker owning a key by the producer's
+partitioner, which fails with a ``TypeError`` while the producer has no metadata of the topic
+(a worker's first moments): the HTTP API answered 500. :class:`Producer` fails as for a
+partition with no owner yet (``KeyError``: the router answers 503) and asks for the metadata.
+
+Registered as the ``fairuse`` scheme through Faust's documented
 ``faust.transports`` entry point (pyproject.toml); the worker's broker URLs use it.
 """
 
@@ -66,11 +73,24 @@ class Consumer(driver.Consumer):
         return rest, active
 
 
+class Producer(driver.Producer):
+    """Faust's aiokafka producer whose key lookup fails with ``KeyError`` while the topic's
+    partitions are not known yet, and asks for them."""
+
+    def key_partition(self, topic: str, key: bytes) -> TP:
+        client = self._ensure_producer().client
+        if client.cluster.partitions_for_topic(topic) is None:
+            client.add_topic(topic)  # fetched in the background: a retry finds the partitions
+            raise KeyError(topic)
+        return super().key_partition(topic, key)
+
+
 class Transport(driver.Transport):
-    """Faust's aiokafka transport with :class:`Consumer`; :attr:`bulk` maps a topic name to
-    the handler of its whole fetches."""
+    """Faust's aiokafka transport with :class:`Consumer` and :class:`Producer`; :attr:`bulk`
+    maps a topic name to the handler of its whole fetches."""
 
     Consumer: ClassVar[Any] = Consumer
+    Producer: ClassVar[Any] = Producer
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -4,7 +4,10 @@
 ``Authorization: Bearer <token>``: the admin token (``FAIRUSE_API_TOKEN``) sees every tenant, a
 tenant token (``FAIRUSE_API_TENANT_TOKENS``) only its own. 401 without or with an unknown token,
 403 for another tenant's data, 404 for a tenant this pipeline has never seen, 400 for a missing
-or unknown metric. ``GET /v1/policy`` (any valid token) names the policy in force on this
+or unknown metric, 503 with ``Retry-After`` while the worker has no partition assignment yet
+(just started, or its join's rebalance still waits for other workers) and so knows no owner, or
+while the owner by its assignment does not answer (it died; a rebalance will move its partitions).
+``GET /v1/policy`` (any valid token) names the policy in force on this
 worker; ``GET /v1/openapi.json`` (no token) is the API's OpenAPI 3.1 document. A request
 reaching a worker that does not process the tenant's events partition is forwarded to the one
 that does. The unversioned paths of before (``/tenants/...``, ``/policy``) are deprecated
@@ -18,8 +21,10 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
+import aiohttp
 import faust
 import orjson
+from faust.web.exceptions import ServiceUnavailable
 
 from fairuse.events import METRICS
 from fairuse.ledger.decision import ratelimit_headers
@@ -31,6 +36,8 @@ from fairuse.stream.core import StreamCore
 Handler = Callable[..., Awaitable[Any]]
 
 V1 = "/v1"
+OWNER_UNKNOWN_RETRY_AFTER_S = 1
+"""``Retry-After`` of a 503: a rebalance usually ends within seconds."""
 
 
 def openapi_document() -> bytes:
@@ -62,7 +69,27 @@ def register_views(
                 return unauthenticated(view)
             if access == "forbidden":
                 return view.json({"error": "this token may not read that tenant"}, status=403)
-            return await fun(view, request, tenant_id=tenant_id, **kwargs)
+            try:
+                response = await fun(view, request, tenant_id=tenant_id, **kwargs)
+            except ServiceUnavailable:  # Faust's router: no owner known for the partition
+                response = view.json(
+                    {
+                        "error": "the owner of this tenant's partition is not known yet (the "
+                        "workers are rebalancing); retry"
+                    },
+                    status=503,
+                )
+            except aiohttp.ClientConnectionError:  # forwarding: the owner left without a word
+                response = view.json(
+                    {
+                        "error": "the owner of this tenant's partition does not answer (a "
+                        "rebalance will move its partitions); retry"
+                    },
+                    status=503,
+                )
+            if response.status == 503:  # also one relayed from the owner, without its headers
+                response.headers["Retry-After"] = str(OWNER_UNKNOWN_RETRY_AFTER_S)
+            return response
 
         return handler
 

@@ -10,7 +10,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -301,8 +302,8 @@ class WorkerProcess:
             FAIRUSE_WORKER_EXPIRY_INTERVAL_S="2",
             FAIRUSE_WORKER_SESSION_TIMEOUT_S="6",
             PYTHONUNBUFFERED="1",
-            **self.env,
         )
+        env.update(self.env)  # the test's settings win over the defaults above
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [*FAIRUSE, "worker", "--loglevel", "info", *extra_args],
@@ -335,6 +336,16 @@ class WorkerProcess:
                 self.process.kill()
                 self.process.wait(timeout=30)
 
+    def pause(self) -> None:
+        """SIGSTOP: the worker neither heartbeats nor rejoins its group until :meth:`resume`."""
+        assert self.process is not None and self.alive()
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
@@ -362,6 +373,41 @@ def run_until_caught_up(
         explain=lambda: lag(kafka, worker.app_id) + worker.log_tail(),
     )
     assert worker.alive(), worker.log_tail()
+
+
+def stallable_env() -> dict[str, str]:
+    """Settings of a worker its group waits for long (scaled, 100 s unscaled) once it stops
+    heartbeating: the session timeout, and Faust's own rebalance and request timeouts (its
+    ``BROKER_*`` variables; the session timeout may not exceed the request timeout)."""
+    stall_s = int(scaled_s(100))
+    return {
+        "FAIRUSE_WORKER_SESSION_TIMEOUT_S": str(stall_s),
+        "BROKER_REBALANCE_TIMEOUT": str(stall_s),
+        "BROKER_REQUEST_TIMEOUT": str(stall_s + 30),
+    }
+
+
+@contextmanager
+def joining_a_stalled_group(stalled: WorkerProcess, joining: WorkerProcess) -> Iterator[None]:
+    """Pause ``stalled`` (a running worker started with :func:`stallable_env`, which owns its
+    partitions), then start ``joining`` in its group: the rebalance its join begins waits for
+    ``stalled`` to rejoin, so ``joining`` has no partition assignment and knows no owner.
+    The block runs once ``joining``'s web server answers; afterwards ``stalled`` resumes and the
+    rebalance completes."""
+    stalled.pause()
+    try:
+        joining.start()
+        wait_for(
+            lambda: http_get(joining.web_port, "/healthz")[0] or not joining.alive(),
+            120,
+            "the joining worker's web server",
+            every_s=0.05,
+            explain=joining.log_tail,
+        )
+        assert joining.alive(), joining.log_tail()
+        yield
+    finally:
+        stalled.resume()
 
 
 def http_get(port: int, path: str, token: str | None = None) -> tuple[int, Any]:

@@ -12,7 +12,15 @@ from typing import Any
 from wsgiref.util import setup_testing_defaults
 
 import orjson
-from stream_harness import caught_up, http_get, produce, wait_for
+from stream_harness import (
+    caught_up,
+    http_get,
+    joining_a_stalled_group,
+    partition_of,
+    produce,
+    stallable_env,
+    wait_for,
+)
 
 from fairuse.events import TS_MIN_MS
 from fairuse.gateway import FairUseASGI, FairUseWSGI, Gate, GatewayConfig
@@ -254,3 +262,71 @@ def test_gateway_middleware_against_a_real_worker(
         down = Gate(GatewayConfig(nowhere, ADMIN, fail_open=fail_open, timeout_s=5))
         assert through_asgi(FairUseASGI(hello_asgi, down), "acme")[0] == expected
         assert through_wsgi(FairUseWSGI(hello_wsgi, down), "acme")[0] == expected
+
+
+def test_gateway_fails_open_or_closed_while_the_worker_knows_no_owner(
+    kafka_settings: KafkaSettings, workers
+) -> None:
+    path = "/v1/tenants/acme/decision?metric=api_calls"
+    stalled = workers(**TOKENS, **stallable_env()).start()
+    produce(kafka_settings, [api_call(1, 3)])
+    wait_for(lambda: get(stalled.web_port, path)[0] == 200, 120, "acme's decision")
+    joining = workers(**TOKENS)
+    url = f"http://127.0.0.1:{joining.web_port}"
+    gates = {opens: Gate(GatewayConfig(url, ADMIN, fail_open=opens)) for opens in (True, False)}
+
+    with joining_a_stalled_group(stalled, joining):
+        status, headers, body = get(joining.web_port, path)
+        assert (status, headers["Retry-After"]) == (503, "1"), body
+        for fail_open, gate in gates.items():
+            for status, headers, body in (
+                through_asgi(FairUseASGI(hello_asgi, gate), "acme"),
+                through_wsgi(FairUseWSGI(hello_wsgi, gate), "acme"),
+            ):
+                if fail_open:
+                    assert (status, body) == (200, b"hello") and "ratelimit" not in headers
+                else:
+                    assert (status, headers["retry-after"]) == (503, "1")
+                    assert orjson.loads(body) == {"error": "fair-use decision unavailable"}
+            assert gate.fetches == 2  # a 503 is not cached: each request asks again
+
+    wait_for(lambda: get(joining.web_port, path)[0] == 200, 120, "an owner of acme's partition")
+    for gate in gates.values():
+        status, headers, body = through_wsgi(FairUseWSGI(hello_wsgi, gate), "acme")
+        assert (status, body) == (200, b"hello")
+        assert headers["ratelimit"] == '"api_calls";r=2397;t=43200'
+
+
+def test_a_tenant_of_a_dead_owner_gets_503_from_the_other_worker(
+    kafka_settings: KafkaSettings, workers
+) -> None:
+    partitions = kafka_settings.events_partitions
+    tenants: dict[int, str] = {}  # a tenant on every events partition
+    for n in range(1000):
+        tenants.setdefault(partition_of(f"tenant-{n}", partitions), f"tenant-{n}")
+    assert len(tenants) == partitions
+    owner = workers(**TOKENS, **stallable_env()).start()  # its partitions stay its for long
+    other = workers(**TOKENS).start()
+    produce(kafka_settings, [api_call(1, 1, tenant) for tenant in tenants.values()])
+
+    def forwarded_and_local() -> Any:
+        found = {
+            tenant: get(other.web_port, f"/v1/tenants/{tenant}/decision?metric=api_calls")
+            for tenant in tenants.values()
+        }
+        if any(status != 200 for status, _, _ in found.values()):
+            return None
+        via = {tenant: "Via" in headers for tenant, (_, headers, _) in found.items()}
+        return set(via.values()) == {True, False} and via
+
+    via = wait_for(forwarded_and_local, 120, "the tenants of both workers")
+    owner.kill()  # no goodbye: the group waits for its session timeout before moving its partitions
+    for tenant, forwarded in via.items():
+        status, headers, body = get(
+            other.web_port, f"/v1/tenants/{tenant}/decision?metric=api_calls"
+        )
+        if forwarded:
+            assert (status, headers["Retry-After"]) == (503, "1"), body
+            assert "does not answer" in body["error"]
+        else:
+            assert status == 200, body

@@ -4,7 +4,10 @@ Schemathesis generates requests of every documented operation from the document 
 ``/v1/openapi.json``; each is sent with every kind of credential (admin, the tenant's own token,
 another tenant's token, an unknown token, none) and for a generated tenant id as well as a known
 tenant, and every response must conform: a documented status code, content type, headers and
-body schema. Every documented status code must be seen, but 503 (only while workers rebalance).
+body schema. Every documented status code must be seen: the 503 of a worker that knows no
+partition owner yet is reached deterministically by a worker joining a group whose other worker
+is stopped (SIGSTOP), so that the rebalance waits for it. Every answer of a worker polled from
+its first moments until it decides conforms too.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,7 +30,13 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from stream_harness import http_get, produce, wait_for
+from stream_harness import (
+    http_get,
+    joining_a_stalled_group,
+    produce,
+    stallable_env,
+    wait_for,
+)
 
 from fairuse.events import METRICS
 from fairuse.settings import KafkaSettings
@@ -42,11 +52,9 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-ONLY_WHILE_REBALANCING = "503"
+WHILE_NO_OWNER_IS_KNOWN = [check for check in CHECKS if check is not not_a_server_error]
 EXAMPLES = 15
-HYPOTHESIS = settings(
-    max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-)
+EXAMPLES_WHILE_NO_OWNER_IS_KNOWN = 5  # every routed request gets the same 503
 
 
 def acme_events() -> list[bytes]:
@@ -62,11 +70,23 @@ def call(case: Any, base_url: str, token: str | None) -> Any:
     return case.call(base_url=base_url, headers=headers)
 
 
-def conformance_of(operation: Any, base_url: str, seen: set[tuple[str, str]]) -> Any:
+def conformance_of(
+    operation: Any,
+    base_url: str,
+    seen: set[tuple[str, str]],
+    checks: list[Any] = CHECKS,
+    examples: int = EXAMPLES,
+) -> Any:
     """A hypothesis test of ``operation``: generated cases (a known tenant too, and for the
-    decision a bogus or missing metric) with every credential conform; statuses go to ``seen``."""
+    decision a bogus or missing metric) with every credential pass ``checks``; statuses go to
+    ``seen``."""
 
-    @HYPOTHESIS
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy(), bogus=st.text(min_size=1))
     def conforms(case: Any, bogus: str) -> None:
         variants: list[dict[str, Any]] = [{}]
@@ -82,10 +102,26 @@ def conformance_of(operation: Any, base_url: str, seen: set[tuple[str, str]]) ->
                 setattr(case, name, value)
             for token in CREDENTIALS:
                 response = call(case, base_url, token)
-                case.validate_response(response, checks=CHECKS)
+                case.validate_response(response, checks=checks)
                 seen.add((operation.path, str(response.status_code)))
 
     return conforms
+
+
+def answers_until_allowed(case: Any, base_url: str) -> list[Any]:
+    """Every answer to ``case`` (with the admin token) of a worker just started, from the moment
+    its web server answers until it answers 200."""
+    answers: list[Any] = []
+
+    def allowed() -> bool:
+        try:
+            answers.append(call(case, base_url, ADMIN))
+        except requests.ConnectionError:  # the web server is not up yet
+            return False
+        return answers[-1].status_code == 200
+
+    wait_for(allowed, 120, "the decision of a tenant", every_s=0.05)
+    return answers
 
 
 def documented(document: dict[str, Any]) -> set[tuple[str, str]]:
@@ -99,22 +135,43 @@ def documented(document: dict[str, Any]) -> set[tuple[str, str]]:
 def test_every_operation_conforms_and_every_documented_status_is_reached(
     kafka_settings: KafkaSettings, workers
 ) -> None:
-    worker = workers(**TOKENS).start()
     produce(kafka_settings, acme_events())
-    port = worker.web_port
-    wait_for(lambda: http_get(port, "/v1/tenants/acme/usage", ADMIN)[0] == 200, 120, "acme")
+    stalled = workers(**TOKENS, **stallable_env()).start()
+    schema = schemathesis.openapi.from_dict(orjson.loads(openapi_document()))
+    decision = schema["/v1/tenants/{tenant_id}/decision"]["GET"]
+    case = decision.Case(path_parameters={"tenant_id": "acme"}, query={"metric": "api_calls"})
+    for response in answers_until_allowed(case, f"http://127.0.0.1:{stalled.web_port}"):
+        case.validate_response(response, checks=WHILE_NO_OWNER_IS_KNOWN)  # 503, 404, 200
+    joining = workers(**TOKENS)
+    port = joining.web_port
     base_url = f"http://127.0.0.1:{port}"
-    status, served = http_get(port, "/v1/openapi.json")
-    assert status == 200 and served == orjson.loads(openapi_document())
-    assert served["openapi"] == "3.1.0"
-    schema = schemathesis.openapi.from_dict(served)
     seen: set[tuple[str, str]] = set()
 
+    with joining_a_stalled_group(stalled, joining):
+        status, served = http_get(port, "/v1/openapi.json")
+        assert status == 200 and served == orjson.loads(openapi_document())
+        assert served["openapi"] == "3.1.0"
+        response = call(case, base_url, ADMIN)
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == ["1"]
+        assert "not known yet" in response.json()["error"]
+        case.validate_response(response, checks=WHILE_NO_OWNER_IS_KNOWN)
+        for result in schema.get_all_operations():
+            conformance_of(
+                result.ok(),
+                base_url,
+                seen,
+                WHILE_NO_OWNER_IS_KNOWN,
+                EXAMPLES_WHILE_NO_OWNER_IS_KNOWN,
+            )()
+        assert http_get(port, "/readyz")[1]["conditions"]["partitions_assigned"] is False
+
+    wait_for(lambda: http_get(port, "/v1/tenants/acme/usage", ADMIN)[0] == 200, 120, "an owner")
     for result in schema.get_all_operations():
         conformance_of(result.ok(), base_url, seen)()
 
     missing = documented(served) - seen
-    assert {status for _, status in missing} <= {ONLY_WHILE_REBALANCING}, sorted(missing)
+    assert not missing, sorted(missing)
 
 
 def test_an_undocumented_response_fails_the_check(kafka_settings: KafkaSettings, workers) -> None:
