@@ -45,12 +45,49 @@ from fairuse.records import (
     rejected,
 )
 
-# [from, until), revision, limits, calendar; the rules judging each period for statements; the
-# rules of a period by tenant, calendar and period (None: one revision judges every period)
+# the rules of a period by tenant, calendar and period
 _PeriodRulesOf = Callable[[str, Calendar, str], tuple[Revision, Limits]]
-_Rules = tuple[int, int, Revision, Limits, Calendar, statements.PeriodRules, _PeriodRulesOf | None]
 UPKEEP_EVERY_MS = 60_000  # event time between expiry sweeps of a tenant
 KEEP_PERIODS_MS = 100 * DAY_MS  # periods (and their status marks) older than this are archived
+
+
+class _InForce:
+    """The policy in force for one tenant over ``[lower, upper)`` of event time: its revision,
+    limits and calendar, and what the per-event rules derive from them, once per revision rather
+    than per event or accrual."""
+
+    __slots__ = (
+        "calendar",
+        "expiry_ms",
+        "flat",
+        "limits",
+        "lower",
+        "per_user",
+        "period_rules",
+        "revision",
+        "statement_rules",
+        "upper",
+    )
+
+    def __init__(
+        self,
+        lower: int,
+        upper: int,
+        revision: Revision,
+        limits: Limits,
+        statement_rules: statements.PeriodRules,
+        period_rules: _PeriodRulesOf | None,
+    ) -> None:
+        self.lower = lower
+        self.upper = upper
+        self.revision = revision
+        self.limits = limits
+        self.calendar = calendar_for(limits.timezone)
+        self.statement_rules = statement_rules  # the revision and limits judging each period
+        self.period_rules = period_rules  # the same by tenant (None: one revision judges all)
+        self.expiry_ms = limits.session_expiry_s * 1000  # rule 1: longest gap in a session
+        self.per_user = limits.allowance == "per_user"  # rule 4: each user's own hours too
+        self.flat = limits.channel_weighting == "flat"  # rule 2: audio counts as mono
 
 
 class _Step:
@@ -61,33 +98,12 @@ class _Step:
     appended at the end.
     """
 
-    __slots__ = (
-        "calendar",
-        "enforcement",
-        "limits",
-        "out",
-        "period_rules",
-        "revision",
-        "state",
-        "touched",
-        "ts",
-    )
+    __slots__ = ("enforcement", "out", "rules", "state", "touched", "ts")
 
-    def __init__(
-        self,
-        state: TenantState,
-        revision: Revision,
-        limits: Limits,
-        calendar: Calendar,
-        ts: int,
-        period_rules: _PeriodRulesOf | None,
-    ) -> None:
+    def __init__(self, state: TenantState, rules: _InForce, ts: int) -> None:
         self.state = state
-        self.revision = revision
-        self.limits = limits
-        self.calendar = calendar
+        self.rules = rules
         self.ts = ts
-        self.period_rules = period_rules
         self.out: list[OutputRecord] = []
         self.enforcement: list[Enforcement] | None = None
         self.touched: list[tuple[str, str]] | None = None
@@ -125,12 +141,12 @@ class _Step:
         """Rules 1-3: count the session's time up to ``until_ts``, split at local days; an event
         after a gap longer than the expiry accrues nothing and is counted late instead."""
         state = self.state
+        rules = self.rules
         if (
-            until_ts - session.last_seen > self.limits.session_expiry_s * 1000
-            or session.status == EXPIRED
+            until_ts - session.last_seen > rules.expiry_ms or session.status == EXPIRED
         ):  # after a gap longer than the expiry, or after the session expired: late
             session.status = EXPIRED
-            metrics.count_late(state, session.metric, self.calendar.day_of(until_ts)[:7])
+            metrics.count_late(state, session.metric, rules.calendar.day_of(until_ts)[:7])
             return
         span = sessions.accrue(session, until_ts)
         if span is None:
@@ -141,17 +157,16 @@ class _Step:
         user_id = session.user_id
         append = self.out.append
         add_session_time = metrics.add_session_time
-        own = f"{metric}{USER_SEP}{user_id}" if self.limits.allowance == "per_user" else ""
-        at = span[0]
-        for day, raw_ms in self.calendar.split(*span):
+        own = f"{metric}{USER_SEP}{user_id}" if rules.per_user else ""
+        held_notices = state.notices  # if any: the part of each piece inside them is announced
+        announced = 0.0
+        at, end = span
+        for day, raw_ms in rules.calendar.split(at, end):
             weighted = raw_ms * weight
             month = day[:7]
-            announced = (
-                notices.announced_ms(state, metric, at, at + raw_ms) * weight
-                if state.notices
-                else 0.0
-            )
-            at += raw_ms
+            if held_notices:
+                announced = notices.announced_ms(state, metric, at, at + raw_ms) * weight
+                at += raw_ms
             add_session_time(state, metric, month, raw_ms, weighted, announced)
             if own:
                 add_session_time(state, own, month, raw_ms, weighted, announced)
@@ -175,14 +190,14 @@ class _Step:
         """Rules 5-6 for every metric period this event changed, each judged by the revision in
         force at the period's start (escalation by the limits in force at the event)."""
         state = self.state
+        rules = self.rules
+        calendar = rules.calendar
         for metric, period in touched:
-            if self.period_rules is None:  # one revision: it judges every period
-                revision, limits = self.revision, self.limits
+            if rules.period_rules is None:  # one revision: it judges every period
+                revision, limits = rules.revision, rules.limits
             else:
-                revision, limits = self.period_rules(state.tenant_id, self.calendar, period)
-            observed, limit, seat_count = metrics.measure(
-                state, metric, period, limits, self.calendar
-            )
+                revision, limits = rules.period_rules(state.tenant_id, calendar, period)
+            observed, limit, seat_count = metrics.measure(state, metric, period, limits, calendar)
             if observed < limits.warning_ratio * limit:
                 continue
             found = thresholds.check(
@@ -198,7 +213,7 @@ class _Step:
             )
             for violation in found:
                 self.out.append(violation)
-                actions = escalation.on_violation(state, violation, self.limits, self.calendar)
+                actions = escalation.on_violation(state, violation, rules.limits, calendar)
                 if actions:
                     if self.enforcement is None:
                         self.enforcement = []
@@ -224,7 +239,7 @@ def _on_start(step: _Step, event: SessionStarted, raw: bytes | str | None, sourc
             event.ts,
         )
         return
-    session = sessions.open_session(state, event, flat=step.limits.channel_weighting == "flat")
+    session = sessions.open_session(state, event, flat=step.rules.flat)
     held = sessions.take_held_stop(state, sid)
     if held is None:
         return
@@ -296,25 +311,25 @@ def _on_stop(step: _Step, event: SessionStopped, raw: bytes | str | None, source
 
 
 def _on_api_call(step: _Step, event: ApiCall, raw: bytes | str | None, source: str) -> None:
-    day = step.calendar.day_of(event.ts)
+    day = step.rules.calendar.day_of(event.ts)
     metrics.add_api_calls(step.state, day, event.count)
     step.touch("api_calls", day)
 
 
 def _on_call_stored(step: _Step, event: CallStored, raw: bytes | str | None, source: str) -> None:
     if metrics.store_call(step.state, event.call_id):
-        step.touch("stored_calls_per_user", step.calendar.day_of(event.ts)[:7])
+        step.touch("stored_calls_per_user", step.rules.calendar.day_of(event.ts)[:7])
 
 
 def _on_call_deleted(step: _Step, event: CallDeleted, raw: bytes | str | None, source: str) -> None:
     if metrics.delete_call(step.state, event.call_id):
-        step.touch("stored_calls_per_user", step.calendar.day_of(event.ts)[:7])
+        step.touch("stored_calls_per_user", step.rules.calendar.day_of(event.ts)[:7])
 
 
 def _roster_changed(step: _Step) -> None:
     """A seat came or went: re-check every seat-dependent metric of the current month."""
     state = step.state
-    month = step.calendar.day_of(step.ts)[:7]
+    month = step.rules.calendar.day_of(step.ts)[:7]
     for metric in metrics.SEAT_METRICS:
         has_row = month in state.periods.get(metric, ())
         if has_row or (metric == "stored_calls_per_user" and state.calls):
@@ -322,7 +337,7 @@ def _roster_changed(step: _Step) -> None:
 
 
 def _on_activated(step: _Step, event: UserActivated, raw: bytes | str | None, source: str) -> None:
-    metrics.integrate_seats(step.state, step.calendar, event.ts)
+    metrics.integrate_seats(step.state, step.rules.calendar, event.ts)
     if metrics.activate_user(step.state, event.user_id):
         _roster_changed(step)
 
@@ -330,13 +345,13 @@ def _on_activated(step: _Step, event: UserActivated, raw: bytes | str | None, so
 def _on_deactivated(
     step: _Step, event: UserDeactivated, raw: bytes | str | None, source: str
 ) -> None:
-    metrics.integrate_seats(step.state, step.calendar, event.ts)
+    metrics.integrate_seats(step.state, step.rules.calendar, event.ts)
     if metrics.deactivate_user(step.state, event.user_id):
         _roster_changed(step)
 
 
 def _on_notice(step: _Step, event: UsageNotice, raw: bytes | str | None, source: str) -> None:
-    why = notices.out_of_bounds(event, step.limits)
+    why = notices.out_of_bounds(event, step.rules.limits)
     notices.add_notice(step.state, event, why)
     if why:
         step.reject(
@@ -387,7 +402,7 @@ class Ledger:
         self.dedup_horizon_ms = dedup_horizon_ms
         self.duplicates = 0
         self._archive: Archive = {}
-        self._rules: dict[str, _Rules] = {}  # per tenant: the policy in force, cached
+        self._rules: dict[str, _InForce] = {}  # per tenant: the policy in force, cached
         self._period_rules: dict[tuple[str, str, str], tuple[Revision, Limits]] = {}
 
     @property
@@ -458,22 +473,14 @@ class Ledger:
             return []
         if ts > state.clock_ms:
             state.clock_ms = ts
-        if not state.seat_time.since:
-            state.seat_time.since = state.seat_time.upto = ts
         rules = self._rules.get(tenant_id)
-        if rules is None or not rules[0] <= ts < rules[1]:
+        if rules is None or not rules.lower <= ts < rules.upper:
             rules = self._rules[tenant_id] = self._rules_at(tenant_id, ts)
-        limits = rules[3]
-        step = _Step(
-            state,
-            rules[2],
-            limits,
-            rules[4],
-            ts,
-            rules[6],
-        )
+        if not state.seat_time.since:  # the tenant's first event: its seat time starts
+            metrics.integrate_seats(state, rules.calendar, ts)
+        step = _Step(state, rules, ts)
         if state.pending is not None:
-            step.enforcement = escalation.lapse(state, limits) or None
+            step.enforcement = escalation.lapse(state, rules.limits) or None
         if state.throttle is not None:
             lifted = escalation.lift(state)
             if lifted:
@@ -483,11 +490,13 @@ class Ledger:
         if touched is not None:
             step.check_touched(touched)
         if touched is not None or state.clock_ms >= state.next_close_ms:
-            settled = statements.settle(state, touched or (), rules[5], rules[4], event.event_id)
+            settled = statements.settle(
+                state, touched or (), rules.statement_rules, rules.calendar, event.event_id
+            )
         else:
             settled = None
         if state.clock_ms >= state.next_upkeep_ms:
-            self._upkeep(state, limits)
+            self._upkeep(state, rules.limits)
         self.states[tenant_id] = state
         if step.enforcement is not None:
             step.out += step.enforcement
@@ -504,7 +513,7 @@ class Ledger:
             return lambda period: found
         return lambda period: self._rules_of_period(tenant_id, calendar, period)
 
-    def _rules_at(self, tenant_id: str, ts: int) -> _Rules:
+    def _rules_at(self, tenant_id: str, ts: int) -> _InForce:
         """The revision, limits and calendar in force for the tenant at ``ts``, and where they
         stop being in force (``[from, until)``)."""
         revision, limits = self._policy.limits_at(tenant_id, ts)
@@ -512,10 +521,9 @@ class Ledger:
         index = starts.index(revision.effective_from_ms)
         lower = starts[index] if index > 0 else -(2**63)
         upper = starts[index + 1] if index + 1 < len(starts) else 2**63
-        calendar = calendar_for(limits.timezone)
-        rules = self._statement_rules(tenant_id, calendar, revision, limits)
+        rules = self._statement_rules(tenant_id, calendar_for(limits.timezone), revision, limits)
         by_period = self._rules_of_period if len(self._policy.revisions) > 1 else None
-        return lower, upper, revision, limits, calendar, rules, by_period
+        return _InForce(lower, upper, revision, limits, rules, by_period)
 
     def _rules_of_period(
         self, tenant_id: str, calendar: Calendar, period: str

@@ -41,6 +41,7 @@ def integrate_seats(state: TenantState, calendar: Calendar, until: int) -> None:
     seat_time = state.seat_time
     if not seat_time.since:
         seat_time.since = seat_time.upto = until
+        state.seats_memo = {}
         return
     at = seat_time.upto
     if until <= at:
@@ -53,22 +54,17 @@ def integrate_seats(state: TenantState, calendar: Calendar, until: int) -> None:
         months[month] = months.get(month, 0.0) + count * (end - at)
         at = end
     seat_time.upto = until
+    state.seats_memo = {}
 
 
 def average_seats(state: TenantState, calendar: Calendar, month: str) -> float:
-    """The month's seats: seat-ms / ms elapsed up to the tenant clock, at least 1 (memoised
-    until the month, the calendar, the seat time, the roster or, where it counts, the clock
-    changes)."""
+    """The month's seats: seat-ms / ms elapsed up to the tenant clock, at least 1 (memoised per
+    month and calendar until the seat time or the roster changes and, where the answer depends
+    on it, the tenant clock)."""
+    known = state.seats_memo.get((month, calendar))
+    if known is not None and (known[1] < 0 or known[1] == state.clock_ms):
+        return known[0]
     seat_time = state.seat_time
-    memo = state.seats_memo
-    if (
-        memo is not None
-        and memo[0] == month
-        and memo[1] is calendar
-        and memo[2] == seat_time.upto
-        and (memo[3] < 0 or memo[3] == state.clock_ms)
-    ):
-        return memo[4]
     begin = max(calendar.period_start(month), seat_time.since)
     clock = -1  # the result does not depend on the tenant clock
     if seat_time.upto <= begin:  # no roster change inside the month: the count throughout
@@ -82,7 +78,7 @@ def average_seats(state: TenantState, calendar: Calendar, month: str) -> float:
             upto = min(seat_time.upto, now)
             total = seat_time.months.get(month, 0.0) + len(state.users) * (now - upto)
             found = max(1.0, total / (now - begin))
-    state.seats_memo = (month, calendar, seat_time.upto, clock, found)
+    state.seats_memo[(month, calendar)] = (found, clock)
     return found
 
 
@@ -91,7 +87,7 @@ def prune_seat_time(state: TenantState, keep_from: str) -> None:
     months = state.seat_time.months
     for month in [m for m in months if m < keep_from]:
         del months[month]
-    state.seats_memo = None
+    state.seats_memo = {}
 
 
 def limit_of(metric: str, limits: Limits, seat_count: float) -> float | int:
@@ -165,7 +161,7 @@ def activate_user(state: TenantState, user_id: str) -> bool:
     if user_id in state.users:
         return False
     state.users[user_id] = None
-    state.seats_memo = None
+    state.seats_memo = {}
     return True
 
 
@@ -174,7 +170,7 @@ def deactivate_user(state: TenantState, user_id: str) -> bool:
     if user_id not in state.users:
         return False
     del state.users[user_id]
-    state.seats_memo = None
+    state.seats_memo = {}
     return True
 
 
@@ -183,21 +179,23 @@ def measure(
 ) -> tuple[float | int, float | int, float]:
     """``(observed, limit, seats)`` of the period now, noting the limit (and stored calls per
     user) in the period's row, created for stored_calls_per_user if missing."""
-    if USER_SEP in metric:  # one user's own hours: the allowance of one seat
-        seat_count: float = 1.0
+    if metric in HOUR_METRICS:  # the tenant's pooled hours
+        seat_count: float = average_seats(state, calendar, period)
+        limit = limit_of(metric, limits, seat_count)
+    elif USER_SEP in metric:  # one user's own hours: the allowance of one seat
+        seat_count = 1.0
         limit = limit_of(metric.partition(USER_SEP)[0], limits, seat_count)
     else:
-        if metric in HOUR_METRICS:
-            seat_count = average_seats(state, calendar, period)
-        else:
-            seat_count = seats(state)
+        seat_count = seats(state)
         limit = limit_of(metric, limits, seat_count)
-    rows = _rows(state, metric)
-    row = rows.get(period)
+    rows = state.periods.get(metric)
+    if rows is None:
+        rows = state.periods[metric] = {}
     if metric == "stored_calls_per_user":
         observed: float | int = len(state.calls) / seat_count
         rows[period] = StoredRow(observed, limit)
         return observed, limit, seat_count
+    row = rows.get(period)
     if row is None:
         return 0, limit, seat_count
     row.limit = limit

@@ -133,10 +133,10 @@ class SeatTime(Packed):
     months: dict[str, float] = field(default_factory=dict)
 
 
-# month, calendar, seat time ``upto``, tenant clock (-1: any), average seats
-SeatsMemo = tuple[str, object, int, int, float]
-# ``next_close_ms``, calendar, periods ending at or after it
-OpenMemo = tuple[int, object, set[str]]
+# (month, calendar) -> average seats, tenant clock (-1: any)
+SeatsMemo = dict[tuple[str, object], tuple[float, int]]
+# ``next_close_ms``, calendar, (metric key, period) pairs of periods ending at or after it
+OpenMemo = tuple[int, object, set[tuple[str, str]]]
 
 
 @dataclass(slots=True)
@@ -255,9 +255,9 @@ class TenantState:
     closed: dict[tuple[str, str], Closed] = field(default_factory=dict)  # (metric, period)
     closed_before: str = ""  # periods before this month were closed and forgotten
     next_close_ms: int = 0  # tenant clock at which the next open period closes (0: look)
-    # Not part of the entry (per-event speed): the last average seats (``metrics``) and the
-    # periods known to end at or after ``next_close_ms`` (``statements``).
-    seats_memo: SeatsMemo | None = field(default=None, compare=False, repr=False)
+    # Not part of the entry (per-event speed): the average seats of each month (``metrics``)
+    # and the periods known to end at or after ``next_close_ms`` (``statements``).
+    seats_memo: SeatsMemo = field(default_factory=dict, compare=False, repr=False)
     open_memo: OpenMemo | None = field(default=None, compare=False, repr=False)
 
     @classmethod

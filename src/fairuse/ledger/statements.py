@@ -187,15 +187,17 @@ def settle(
     if next_close > state.clock_ms:
         # The usual event: nothing is due, and every touched period ends at or after the next
         # close time, so it is open (a closed one ended before the clock) and closes no earlier.
-        memo = state.open_memo  # the periods already seen to end at or after ``next_close``
+        memo = state.open_memo  # the (key, period) pairs already seen to end at or after it
         if memo is None or memo[0] != next_close or memo[1] is not calendar:
             memo = state.open_memo = (next_close, calendar, set())
         known = memo[2]
-        for _, period in touched:
-            if period not in known:
-                if calendar.period_end(period) < next_close:
+        if known.issuperset(touched):
+            return []
+        for key in touched:
+            if key not in known:
+                if calendar.period_end(key[1]) < next_close:
                     break
-                known.add(period)
+                known.add(key)
         else:
             return []
     out: list[Statement | Adjustment] = []
