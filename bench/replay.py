@@ -1,7 +1,7 @@
 """Replay throughput on one core over a simulated month: prints events/s figures.
 
 Usage: ``.venv/bin/python bench/replay.py [--tenants 12] [--days 30] [--seed 1] [--repeat 3]
-[--faults 0.001] [--profile] [--calls]``
+[--faults 0.001] [--profile] [--calls] [--against SRC [--rounds 4]]``
 
 The month comes from the deterministic recorder simulator (``fairuse.recorder.simulator``). It
 measures, best of ``--repeat`` runs each: parsing alone (``parse_event``), the ledger
@@ -9,7 +9,11 @@ measures, best of ``--repeat`` runs each: parsing alone (``parse_event``), the l
 output of violations, enforcement and dead letters, with and without ``--usage``).
 ``--calls`` adds a figure the machine's load cannot move: Python function calls per event
 (cProfile's count) of the ledger and of ``replay --usage`` beyond it; run this script with
-``PYTHONPATH=<other checkout>/src`` to compare two versions.
+``PYTHONPATH=<other checkout>/src`` to compare two versions. ``--against SRC`` does that in one
+run: it runs this script ``--rounds`` times with the package in ``SRC`` (e.g. ``git worktree add
+/tmp/old 7fab574^1``, SRC = ``/tmp/old/src``) and as many times with this checkout's, alternating
+(ABBA, so neither goes first more often), then prints each figure's median per version and
+their ratio, with the load average before and after (the same simulated events for both).
 """
 
 from __future__ import annotations
@@ -17,11 +21,16 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
+import re
+import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from fairuse.events import parse_event
 from fairuse.ledger import Ledger
@@ -65,6 +74,40 @@ def calls_of(run: Callable[[], object]) -> int:
     return pstats.Stats(profiler).total_calls  # type: ignore[attr-defined]
 
 
+FIGURE = re.compile(r"^(\S.*?)\s{2,}([\d,]+) events/s of CPU")
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Alternate runs of this script with another version's package and with this one's; print
+    each figure's median per version and their ratio."""
+    this_src = str(Path(__file__).resolve().parents[1] / "src")
+    versions = {"other": str(Path(args.against).resolve()), "this": this_src}
+    command = [sys.executable, __file__]
+    for option in ("tenants", "days", "seed", "repeat", "faults"):
+        command += [f"--{option}", str(getattr(args, option))]
+    rates: dict[str, dict[str, list[float]]] = {"other": {}, "this": {}}
+    print(f"load average before: {os.getloadavg()[0]:.1f}; other = {versions['other']}")
+    for round_no in range(args.rounds):
+        order = ("other", "this") if round_no % 2 == 0 else ("this", "other")
+        for version in order:
+            env = {**os.environ, "PYTHONPATH": versions[version]}
+            out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+            figures = [m.groups() for m in map(FIGURE.match, out.stdout.splitlines()) if m]
+            for name, rate in figures:
+                rates[version].setdefault(name, []).append(float(rate.replace(",", "")))
+            shown = ", ".join(f"{name} {rate}" for name, rate in figures)
+            print(f"round {round_no + 1} {version}: {shown} (load {os.getloadavg()[0]:.1f})")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    for name, other in rates["other"].items():
+        this = statistics.median(rates["this"][name])
+        before = statistics.median(other)
+        print(
+            f"{name:28s} median {before:10,.0f} other, {this:10,.0f} this events/s of CPU:"
+            f" this/other {this / before:.3f} ({(this / before - 1) * 100:+.1f} %)"
+        )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=12)
@@ -74,7 +117,13 @@ def main() -> int:
     parser.add_argument("--faults", type=float, default=0.001)
     parser.add_argument("--profile", action="store_true", help="print the top of a cProfile")
     parser.add_argument("--calls", action="store_true", help="print function calls per event")
+    parser.add_argument(
+        "--against", metavar="SRC", help="compare with the package in SRC (another checkout's src)"
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="runs per version with --against")
     args = parser.parse_args()
+    if args.against:
+        return compare(args)
 
     started = time.perf_counter()
     payloads = simulated_month(args.tenants, args.days, args.seed, args.faults)

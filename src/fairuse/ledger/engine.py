@@ -191,13 +191,14 @@ class _Step:
         force at the period's start (escalation by the limits in force at the event)."""
         state = self.state
         rules = self.rules
-        calendar = rules.calendar
         for metric, period in touched:
             if rules.period_rules is None:  # one revision: it judges every period
                 revision, limits = rules.revision, rules.limits
             else:
-                revision, limits = rules.period_rules(state.tenant_id, calendar, period)
-            observed, limit, seat_count = metrics.measure(state, metric, period, limits, calendar)
+                revision, limits = rules.period_rules(state.tenant_id, rules.calendar, period)
+            observed, limit, seat_count = metrics.measure(
+                state, metric, period, limits, rules.calendar
+            )
             if observed < limits.warning_ratio * limit:
                 continue
             found = thresholds.check(
@@ -213,7 +214,7 @@ class _Step:
             )
             for violation in found:
                 self.out.append(violation)
-                actions = escalation.on_violation(state, violation, rules.limits, calendar)
+                actions = escalation.on_violation(state, violation, rules.limits, rules.calendar)
                 if actions:
                     if self.enforcement is None:
                         self.enforcement = []

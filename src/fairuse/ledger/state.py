@@ -258,7 +258,7 @@ class TenantState:
     # Not part of the entry (per-event speed): the average seats of each month (``metrics``)
     # and the periods known to end at or after ``next_close_ms`` (``statements``).
     seats_memo: SeatsMemo = field(default_factory=dict, compare=False, repr=False)
-    open_memo: OpenMemo | None = field(default=None, compare=False, repr=False)
+    open_memo: OpenMemo = field(default_factory=lambda: (0, None, set()), compare=False, repr=False)
 
     @classmethod
     def new(cls, tenant_id: str, keys: Keys | None = None) -> TenantState:

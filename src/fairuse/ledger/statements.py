@@ -188,11 +188,11 @@ def settle(
         # The usual event: nothing is due, and every touched period ends at or after the next
         # close time, so it is open (a closed one ended before the clock) and closes no earlier.
         memo = state.open_memo  # the (key, period) pairs already seen to end at or after it
-        if memo is None or memo[0] != next_close or memo[1] is not calendar:
+        if memo[0] == next_close and memo[1] is calendar and memo[2].issuperset(touched):
+            return []
+        if memo[0] != next_close or memo[1] is not calendar:
             memo = state.open_memo = (next_close, calendar, set())
         known = memo[2]
-        if known.issuperset(touched):
-            return []
         for key in touched:
             if key not in known:
                 if calendar.period_end(key[1]) < next_close:
