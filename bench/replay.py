@@ -1,19 +1,21 @@
 """Replay throughput on one core over a simulated month: prints events/s figures.
 
 Usage: ``.venv/bin/python bench/replay.py [--tenants 12] [--days 30] [--seed 1] [--repeat 3]
-[--faults 0.001] [--profile] [--calls] [--against SRC [--rounds 4]]``
+[--faults 0.001] [--profile] [--calls] [--opcodes] [--against SRC [--rounds 4]]``
 
 The month comes from the deterministic recorder simulator (``fairuse.recorder.simulator``). It
 measures, best of ``--repeat`` runs each: parsing alone (``parse_event``), the ledger
 (``Ledger.process``: parse + dedup + rules), and a full ``fairuse replay`` (ledger + NDJSON
 output of violations, enforcement and dead letters, with and without ``--usage``).
 ``--calls`` adds a figure the machine's load cannot move: Python function calls per event
-(cProfile's count) of the ledger and of ``replay --usage`` beyond it; run this script with
-``PYTHONPATH=<other checkout>/src`` to compare two versions. ``--against SRC`` does that in one
-run: it runs this script ``--rounds`` times with the package in ``SRC`` (e.g. ``git worktree add
-/tmp/old 7fab574^1``, SRC = ``/tmp/old/src``) and as many times with this checkout's, alternating
-(ABBA, so neither goes first more often), then prints each figure's median per version and
-their ratio, with the load average before and after (the same simulated events for both).
+(cProfile's count) of the ledger and of ``replay --usage`` beyond it; ``--opcodes`` another:
+bytecode instructions per event of the ledger (``sys.settrace``), which weighs a function's body,
+not only its call. To compare two versions, run this script with ``PYTHONPATH=<other
+checkout>/src``, or give ``--against SRC``: it runs this script ``--rounds`` times with the
+package in ``SRC`` (e.g. ``git worktree add /tmp/old 7fab574^1``, SRC = ``/tmp/old/src``) and as
+many times with this checkout's, alternating (ABBA, so neither goes first more often), then
+prints each figure's median per version and their ratio, with the load average before and after
+(the same simulated events for both).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 
 from fairuse.events import parse_event
 from fairuse.ledger import Ledger
@@ -65,6 +68,30 @@ def best_rate(run: Callable[[], object], events: int, repeat: int) -> float:
         run()
         best = min(best, time.process_time() - started)
     return events / best
+
+
+def opcodes_of(run: Callable[[], object]) -> int:
+    """Bytecode instructions executed in Python code by one ``run()`` (``sys.settrace`` opcode
+    events; slow: about a minute per 100,000 events)."""
+    count = 0
+
+    def opcode(frame: FrameType, event: str, arg: object) -> Callable[..., object]:
+        nonlocal count
+        if event == "opcode":
+            count += 1
+        return opcode
+
+    def enter(frame: FrameType, event: str, arg: object) -> Callable[..., object]:
+        frame.f_trace_opcodes = True
+        frame.f_trace_lines = False
+        return opcode
+
+    sys.settrace(enter)
+    try:
+        run()
+    finally:
+        sys.settrace(None)
+    return count
 
 
 def calls_of(run: Callable[[], object]) -> int:
@@ -117,6 +144,9 @@ def main() -> int:
     parser.add_argument("--faults", type=float, default=0.001)
     parser.add_argument("--profile", action="store_true", help="print the top of a cProfile")
     parser.add_argument("--calls", action="store_true", help="print function calls per event")
+    parser.add_argument(
+        "--opcodes", action="store_true", help="print bytecode instructions per event (slow)"
+    )
     parser.add_argument(
         "--against", metavar="SRC", help="compare with the package in SRC (another checkout's src)"
     )
@@ -181,6 +211,8 @@ def main() -> int:
             f"function calls per event: Ledger.process {ledger_calls / n:.3f}, "
             f"replay --usage beyond it {(replay_calls - ledger_calls) / n:.3f}"
         )
+    if args.opcodes:
+        print(f"bytecode instructions per event: Ledger.process {opcodes_of(ledger_only) / n:.1f}")
     if args.profile:
         profiler = cProfile.Profile()
         profiler.runcall(ledger_only)
