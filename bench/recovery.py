@@ -7,7 +7,8 @@
    ``--tenants`` tenants of four events each: RSS growth of each per 10,000 tenants; then the
    RocksDB worker is restarted (SIGKILL first) and timed from its start to its first processed
    event: with no state at all (its first start), from its local store plus the changelog's
-   tail, and with the local store deleted (from the changelog).
+   tail, and with the local store deleted (from the changelog); then the memory-store worker,
+   which always recovers from the changelog.
 2. ``heavy``: worker throughput (events/s, from the group's committed offsets) on one
    simulated tenant's ``--days`` of events when the tenant already holds N stored calls,
    against the same events of two new tenants on the same partition, before and after it,
@@ -36,7 +37,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from replay import simulated_month
 from rocksdict import Options, Rdict, WriteBatch
 from state import field_of
-from stream import fresh, lag, produce, rss_mb, start_worker, tenant_pairs
+from stream import fresh, lag, load_average, produce, rss_mb, start_worker, tenant_pairs
 
 from fairuse.kafka import client_kwargs
 from fairuse.ledger.keyed import PRESENT, tenant_key
@@ -96,21 +97,23 @@ async def tenants_figures(base: KafkaSettings, tenants: int, workdir: Path) -> N
             flush=True,
         )
     found = []
-    for name, wipe in (("local", False), ("changelog", True)):
-        if wipe:
+    restarts = (("local", rocks, ROCKSDB), ("changelog", rocks, ROCKSDB), ("memory", memory, {}))
+    for name, group, store in restarts:
+        if name == "changelog":
             shutil.rmtree(workdir / "worker" / rocks)
         started = time.monotonic()
-        worker = start_worker(kafka, rocks, workdir, **ROCKSDB)
+        worker = start_worker(kafka, group, workdir, **store)
         try:
-            await probe_processed(kafka, rocks, name)
+            await probe_processed(kafka, group, name)
             found.append(time.monotonic() - started)
         finally:
             worker.kill()
             worker.wait()
     print(
-        f"recovery    {tenants:,} tenants, RocksDB store, start to first event processed: "
+        f"recovery    {tenants:,} tenants, start to first event processed: RocksDB store "
         f"{empty_s:.1f} s with no state (first start), {found[0]:.1f} s from the local store, "
-        f"{found[1]:.1f} s from the changelog",
+        f"{found[1]:.1f} s from the changelog; memory store (always from the changelog) "
+        f"{found[2]:.1f} s (load average {load_average()})",
         flush=True,
     )
 
@@ -204,7 +207,7 @@ async def heavy_figures(base: KafkaSettings, calls: int, days: int, workdir: Pat
         f"heavy       {len(own):,} events ({days} days of one tenant) per segment on one "
         f"partition: new tenant {rates[0]:,.0f} events/s, tenant holding {calls:,} stored calls "
         f"{rates[1]:,.0f} events/s, new tenant {rates[2]:,.0f} events/s: "
-        f"{rates[1] / new_rate:.0%} of a new tenant's rate",
+        f"{rates[1] / new_rate:.0%} of a new tenant's rate (load average {load_average()})",
         flush=True,
     )
 

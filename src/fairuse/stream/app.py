@@ -33,6 +33,7 @@ from fairuse.stream.delivery import (
 from fairuse.stream.feed import FetchFeed
 from fairuse.stream.health import WorkerProbe
 from fairuse.stream.policy_feed import follow_policy
+from fairuse.stream.recovery import ChangelogApplier
 from fairuse.stream.transport import Transport
 from fairuse.stream.views import register_views
 from fairuse.topics import TopicSpec
@@ -272,6 +273,10 @@ def _wire(worker: Worker, delivery: BatchDelivery) -> None:
     if not isinstance(transport, Transport):
         raise TypeError(f"the worker needs the fairuse:// transport, got {type(transport)}")
     transport.bulk[worker.events_topic.get_topic_name()] = feed.put
+    # The tables' changelogs (recovery, standbys) are applied a fetch at a time, not per message.
+    changelogs = ChangelogApplier(app)
+    for table in (worker.tenants, worker.positions):
+        transport.bulk[table.changelog_topic.get_topic_name()] = changelogs.apply
 
     @app.task
     async def process_events() -> None:
