@@ -13,14 +13,14 @@ is done, and when streams resume. Records of a partition Faust does not recover 
 not assigned) are dropped, as Faust does.
 
 With ``processing_guarantee="exactly_once"`` a changelog ends with a transaction marker that
-no fetch returns; Faust notices it only after two empty 5 s polls. After a fetch that moved the
-consumer past the highwater, the applier marks the partition done at once (the check Faust
-makes then) and ends the recovery if nothing else remains.
+no fetch returns; Faust notices it only after an empty 5 s poll. The applier checks after each
+fetch whether the consumer is past such a marker, marks the partition done at once (the check
+Faust makes then) and ends the recovery if nothing else remains.
 """
 
 from __future__ import annotations
 
-import logging
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +29,8 @@ from typing import Any
 import orjson
 from faust.types import TP
 
-log = logging.getLogger(__name__)
+FINISH_POLL_S = 0.2
+"""How often the end of a recovery is checked between fetches."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,17 +72,16 @@ class ChangelogApplier:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.applied = 0  # records applied, for logs and tests
+        self._finisher: asyncio.Future[None] | None = None
 
     async def apply(self, fetched: Mapping[TP, Sequence[Any]]) -> None:
         """Apply one fetch of changelog records to the tables' stores."""
         recovery = self.app.tables.recovery
         now = time.monotonic()
-        done: list[TP] = []
         for tp, records in fetched.items():
             if tp in recovery.active_tps:
                 offsets = recovery.active_offsets
                 recovery._active_events_received_at[tp] = now
-                done.append(tp)
             elif tp in recovery.standby_tps:
                 offsets = recovery.standby_offsets
                 recovery._standby_events_received_at[tp] = now
@@ -94,7 +94,21 @@ class ChangelogApplier:
             offsets[tp] = events[-1].message.offset
             self.applied += len(events)
         recovery._last_flush_at = now
-        await self._past_markers(recovery, done)
+        await self._settle(recovery)
+        if recovery.in_recovery and (self._finisher is None or self._finisher.done()):
+            self._finisher = asyncio.ensure_future(self._finish(recovery))
+
+    async def _finish(self, recovery: Any) -> None:
+        """Until the recovery ends: the last partitions' markers arrive in fetches without
+        records, which never reach :meth:`apply`."""
+        while recovery.in_recovery and not self.app.should_stop:
+            await asyncio.sleep(FINISH_POLL_S)
+            await self._settle(recovery)
+
+    async def _settle(self, recovery: Any) -> None:
+        """End the recovery if nothing remains; tell Faust when the standbys are up to date."""
+        if recovery.in_recovery:
+            await self._past_markers(recovery)
         if recovery.in_recovery and not recovery.need_recovery():
             recovery.flush_buffers()  # empty unless a record went Faust's way
             recovery._set_recovery_ended()
@@ -103,14 +117,16 @@ class ChangelogApplier:
         if not tables.standbys_ready and not recovery.standby_remaining_total():
             tables.on_standbys_ready()
 
-    async def _past_markers(self, recovery: Any, tps: list[TP]) -> None:
+    async def _past_markers(self, recovery: Any) -> None:
         """Mark active partitions whose consumer position is past the highwater (Faust's: the
         last offset) as done: what was not applied below it is a transaction marker or aborted
-        records, which ``read_committed`` fetches never return."""
-        for tp in tps:
-            highwater = recovery.active_highwaters.get(tp)
+        records, which ``read_committed`` fetches never return. Checked for the partitions one
+        record short of the highwater (the usual end: the last transaction's marker), in
+        every fetch, as a partition's marker may come in a later fetch than its last record;
+        others (aborted records at the end) are left to Faust's check after its empty polls."""
+        for tp, highwater in list(recovery.active_highwaters.items()):
             offset = recovery.active_offsets.get(tp)
-            if highwater is None or offset is None or offset >= highwater:
+            if highwater is None or offset is None or offset != highwater - 1:
                 continue
             position = await self.app.consumer.position(tp)
             if (
