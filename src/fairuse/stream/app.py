@@ -2,12 +2,13 @@
 
 Faust runs the app, the consumer group and its rebalances, table recovery (reading
 ``read_committed``; the changelog records themselves are applied a whole fetch at a time by
-:class:`~fairuse.stream.recovery.ChangelogApplier`), the web server and the timer. A plain channel subscribes the events topic
-(no Stream, no acks: Faust commits nothing itself); the transport hands each fetch of it whole
-to a :class:`~fairuse.stream.feed.FetchFeed` (``stream/transport.py``), and one task takes
-batches from the feed and hands each to :class:`~fairuse.stream.delivery.BatchDelivery`, which
-commits every events partition's part of the batch in one Kafka transaction (outputs, state,
-offsets). See docs/streaming.md ("Delivery")."""
+:class:`~fairuse.stream.recovery.ChangelogApplier`), the web server and the timer. A plain
+channel subscribes the events topic (no Stream, no acks: Faust commits nothing itself); the
+transport hands each fetch of it whole to a :class:`~fairuse.stream.feed.FetchFeed`
+(``stream/transport.py``), and one task takes batches from the feed and hands each to
+:class:`~fairuse.stream.delivery.BatchDelivery`, which commits every events partition's part
+of the batch in one Kafka transaction (outputs, state, offsets). See docs/streaming.md
+("Delivery")."""
 
 from __future__ import annotations
 
