@@ -7,12 +7,14 @@
    ``--tenants`` tenants of four events each: RSS growth of each per 10,000 tenants; then the
    RocksDB worker is restarted (SIGKILL first) and timed from its start to its first processed
    event: with no state at all (its first start), from its local store plus the changelog's
-   tail, and with the local store deleted (from the changelog).
+   tail, and with the local store deleted (from the changelog); then the memory-store worker,
+   which always recovers from the changelog.
 2. ``heavy``: worker throughput (events/s, from the group's committed offsets) on one
    simulated tenant's ``--days`` of events when the tenant already holds N stored calls,
    against the same events of two new tenants on the same partition, before and after it,
-   in the same run. The N calls are written straight into the worker's RocksDB store while it
-   is stopped (the keys the core writes for them, and the tenant's entry counting them):
+   in the same run, with batches of at most 500 events. The N calls are written straight
+   into the worker's RocksDB store while it is stopped (the keys the core writes for them,
+   and the tenant's entry counting them):
    producing and processing millions of events first would take hours on a shared 2-core
    machine. The changelog does not hold them, which the measured processing never reads.
 
@@ -36,7 +38,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from replay import simulated_month
 from rocksdict import Options, Rdict, WriteBatch
 from state import field_of
-from stream import fresh, lag, produce, rss_mb, start_worker, tenant_pairs
+from stream import fresh, lag, load_average, produce, rss_mb, start_worker, tenant_pairs
 
 from fairuse.kafka import client_kwargs
 from fairuse.ledger.keyed import PRESENT, tenant_key
@@ -46,6 +48,10 @@ from fairuse.stream.core import TenantEntry, entry_key
 from fairuse.stream.delivery import changelog_key
 
 ROCKSDB = {"FAIRUSE_WORKER_STORE": "rocksdb://"}
+SMALL_BATCHES = {"FAIRUSE_WORKER_BATCH_MAX": "500"}
+"""For ``heavy``: commits every 500 events at most, so that the committed offset, sampled every
+0.25 s, tells when each segment starts and ends (batches of the default 4,000 events span
+most of a 10-day segment)."""
 PROBE_TS = 1_800_000_900_000  # after every event of tenant_pairs
 
 
@@ -96,21 +102,23 @@ async def tenants_figures(base: KafkaSettings, tenants: int, workdir: Path) -> N
             flush=True,
         )
     found = []
-    for name, wipe in (("local", False), ("changelog", True)):
-        if wipe:
+    restarts = (("local", rocks, ROCKSDB), ("changelog", rocks, ROCKSDB), ("memory", memory, {}))
+    for name, group, store in restarts:
+        if name == "changelog":
             shutil.rmtree(workdir / "worker" / rocks)
         started = time.monotonic()
-        worker = start_worker(kafka, rocks, workdir, **ROCKSDB)
+        worker = start_worker(kafka, group, workdir, **store)
         try:
-            await probe_processed(kafka, rocks, name)
+            await probe_processed(kafka, group, name)
             found.append(time.monotonic() - started)
         finally:
             worker.kill()
             worker.wait()
     print(
-        f"recovery    {tenants:,} tenants, RocksDB store, start to first event processed: "
+        f"recovery    {tenants:,} tenants, start to first event processed: RocksDB store "
         f"{empty_s:.1f} s with no state (first start), {found[0]:.1f} s from the local store, "
-        f"{found[1]:.1f} s from the changelog",
+        f"{found[1]:.1f} s from the changelog; memory store (always from the changelog) "
+        f"{found[2]:.1f} s (load average {load_average()})",
         flush=True,
     )
 
@@ -180,7 +188,7 @@ async def heavy_figures(base: KafkaSettings, calls: int, days: int, workdir: Pat
         for segment in segments:
             await produce(kafka, segment)
             bounds.append(bounds[-1] + len(segment))
-        worker = start_worker(kafka, group, workdir, **ROCKSDB)
+        worker = start_worker(kafka, group, workdir, **ROCKSDB, **SMALL_BATCHES)
         samples: list[tuple[float, int]] = []
         try:
             while not samples or samples[-1][1] < bounds[-1]:
@@ -192,19 +200,21 @@ async def heavy_figures(base: KafkaSettings, calls: int, days: int, workdir: Pat
             worker.wait()
     finally:
         await admin.close()
+    # Each segment from the first commit at or past its start (the first one: past it, as the
+    # worker starts first) to the first commit at or past its end.
+    first = next((t, o) for t, o in samples if o > bounds[0])
+    reached = [first] + [next((t, o) for t, o in samples if o >= b) for b in bounds[1:]]
     rates = []
-    for low, high in itertools.pairwise(bounds):
-        inside = [(t, o) for t, o in samples if low < o <= high]
-        if len(inside) < 2:
-            raise SystemExit(f"too few commits inside {low}-{high}: raise --days ({samples})")
-        (t0, o0), (t1, o1) = inside[0], inside[-1]
+    for (t0, o0), (t1, o1) in itertools.pairwise(reached):
+        if o1 <= o0 or t1 <= t0:
+            raise SystemExit(f"too few commits in a segment: raise --days ({samples})")
         rates.append((o1 - o0) / (t1 - t0))
     new_rate = (rates[0] + rates[2]) / 2
     print(
         f"heavy       {len(own):,} events ({days} days of one tenant) per segment on one "
         f"partition: new tenant {rates[0]:,.0f} events/s, tenant holding {calls:,} stored calls "
         f"{rates[1]:,.0f} events/s, new tenant {rates[2]:,.0f} events/s: "
-        f"{rates[1] / new_rate:.0%} of a new tenant's rate",
+        f"{rates[1] / new_rate:.0%} of a new tenant's rate (load average {load_average()})",
         flush=True,
     )
 

@@ -1,12 +1,14 @@
 """The Faust application of ``fairuse worker``: topics, tables, the batch task, the timer.
 
 Faust runs the app, the consumer group and its rebalances, table recovery (reading
-``read_committed``), the web server and the timer. A plain channel subscribes the events topic
-(no Stream, no acks: Faust commits nothing itself); the transport hands each fetch of it whole
-to a :class:`~fairuse.stream.feed.FetchFeed` (``stream/transport.py``), and one task takes
-batches from the feed and hands each to :class:`~fairuse.stream.delivery.BatchDelivery`, which
-commits every events partition's part of the batch in one Kafka transaction (outputs, state,
-offsets). See docs/streaming.md ("Delivery")."""
+``read_committed``; the changelog records themselves are applied a whole fetch at a time by
+:class:`~fairuse.stream.recovery.ChangelogApplier`), the web server and the timer. A plain
+channel subscribes the events topic (no Stream, no acks: Faust commits nothing itself); the
+transport hands each fetch of it whole to a :class:`~fairuse.stream.feed.FetchFeed`
+(``stream/transport.py``), and one task takes batches from the feed and hands each to
+:class:`~fairuse.stream.delivery.BatchDelivery`, which commits every events partition's part
+of the batch in one Kafka transaction (outputs, state, offsets). See docs/streaming.md
+("Delivery")."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from fairuse.stream.delivery import (
 from fairuse.stream.feed import FetchFeed
 from fairuse.stream.health import WorkerProbe
 from fairuse.stream.policy_feed import follow_policy
+from fairuse.stream.recovery import ChangelogApplier
 from fairuse.stream.transport import Transport
 from fairuse.stream.views import register_views
 from fairuse.topics import TopicSpec
@@ -272,6 +275,10 @@ def _wire(worker: Worker, delivery: BatchDelivery) -> None:
     if not isinstance(transport, Transport):
         raise TypeError(f"the worker needs the fairuse:// transport, got {type(transport)}")
     transport.bulk[worker.events_topic.get_topic_name()] = feed.put
+    # The tables' changelogs (recovery, standbys) are applied a fetch at a time, not per message.
+    changelogs = ChangelogApplier(app)
+    for table in (worker.tenants, worker.positions):
+        transport.bulk[table.changelog_topic.get_topic_name()] = changelogs.apply
 
     @app.task
     async def process_events() -> None:

@@ -6,8 +6,9 @@ the events topic that capped the worker at a few hundred events/s on a loaded ma
 registered in :attr:`Transport.bulk` gets each fetch of its partitions whole instead, as
 aiokafka's records per partition, from Faust's own fetcher: same group, assignment, flow
 control (nothing is handed over while a rebalance stops the flow, and a hand-over waiting for
-room is abandoned when one starts) and seeks. Other topics (the tables' changelogs during
-recovery and for standbys) go Faust's way as before.
+room is abandoned when one starts) and seeks. The worker registers the events topic
+(``stream/feed.py``) and the tables' changelogs (``stream/recovery.py``: recovery and standbys
+applied a fetch at a time); other topics go Faust's way.
 
 **Highwaters.**
 With ``processing_guarantee="exactly_once"`` Faust's consumer reads ``read_committed`` and takes
