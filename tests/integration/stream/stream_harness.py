@@ -60,13 +60,22 @@ def key_of(payload: bytes) -> bytes:
     return tenant.encode() if isinstance(tenant, str) else b""
 
 
+PRODUCE_TIMEOUT_MS = int(scaled_s(40) * 1000)
+"""How long the harness's producers wait for a full buffer or a broker's answer: aiokafka's
+40 s default, scaled for a busy machine (a test producing 300,000 events must not give up)."""
+
+
 def produce(kafka: KafkaSettings, payloads: Iterable[bytes], topic: str = "events") -> int:
     """Produce ``payloads`` to ``topic`` (the events topic) keyed by tenant, in order; return
     the count."""
 
     async def run() -> int:
         producer = AIOKafkaProducer(
-            acks="all", linger_ms=5, max_request_size=2**21, **client_kwargs(kafka)
+            acks="all",
+            linger_ms=5,
+            max_request_size=2**21,
+            request_timeout_ms=PRODUCE_TIMEOUT_MS,
+            **client_kwargs(kafka),
         )
         await producer.start()
         try:
@@ -87,7 +96,9 @@ def produce_batches(kafka: KafkaSettings, records: Iterable[tuple[str, int, byte
     partition, in order per partition; return the count."""
 
     async def run() -> int:
-        producer = AIOKafkaProducer(acks="all", linger_ms=20, **client_kwargs(kafka))
+        producer = AIOKafkaProducer(
+            acks="all", linger_ms=20, request_timeout_ms=PRODUCE_TIMEOUT_MS, **client_kwargs(kafka)
+        )
         await producer.start()
         count, pending, open_batches = 0, [], {}
         try:
@@ -326,12 +337,12 @@ class WorkerProcess:
             self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        """SIGTERM and wait (SIGKILL after 30 s)."""
+        """SIGTERM and wait (SIGKILL after ``scaled_s(30)``)."""
         if self.alive():
             assert self.process is not None
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=scaled_s(30))
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=30)
