@@ -189,11 +189,13 @@ class BatchDelivery:
     owned: set[int] = field(default_factory=set)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     observer: BatchObserver | None = None
+    inflight: asyncio.Task[bool] | None = None  # the previous batch's transactions
 
     async def rebalanced(self, owned: set[int]) -> None:
         """Partitions moved: wait for the batch in flight, forget decoded state and offsets,
         and own exactly ``owned`` (starting their producers fences any previous owner)."""
         async with self.lock:
+            await self.settle()
             self.generation += 1
             self.owned = set(owned)
             self.holes.clear()
@@ -203,19 +205,43 @@ class BatchDelivery:
             await self.producers.assign(owned)
 
     async def run(self, messages: Sequence[Inbound], generation: int) -> int:
-        """Make one batch durable; return the events processed. Messages gathered before the
-        latest rebalance (``generation``) are dropped: they are fetched again from the
-        committed position. Holds :attr:`lock`, which a rebalance waits for."""
+        """Process one batch and start making it durable; return the events processed.
+
+        Pipelined: the batch is processed while the previous batch's transactions are in
+        flight (its state writes are read from :meth:`StreamCore.hold` until applied); its
+        own transactions start once the previous batch's have committed, and run in the
+        background (:attr:`inflight`) while the next batch is processed. If any of the
+        previous batch's transactions failed, this batch was built on state that is not
+        durable: it is dropped, and its partitions are fetched again from the committed
+        position. A partition's transactions so stay one after another, each with its
+        offsets. Messages gathered before the latest rebalance (``generation``) are dropped
+        too. Holds :attr:`lock`, which a rebalance waits for (and settles the batch in
+        flight)."""
         async with self.lock:
             if generation != self.generation:
                 return 0
             started_s = time.perf_counter()
             admitted = await self.admit(messages)
             parts = self.process(admitted)
-            committed = await self.commit(parts)
-            self._observe(parts, committed, started_s)
-            self.apply(committed)
+            if not await self.settle():
+                self.core.discard()
+                self.stale = True
+                return 0
+            if parts:
+                self.inflight = asyncio.create_task(self._deliver(parts, started_s))
             return sum(len(m) for m in admitted.values())
+
+    async def settle(self) -> bool:
+        """Wait for the transactions in flight (and their writes applied to the store);
+        False if any of them failed."""
+        inflight, self.inflight = self.inflight, None
+        return True if inflight is None else await inflight
+
+    async def _deliver(self, parts: Sequence[PartitionBatch], started_s: float) -> bool:
+        committed = await self.commit(parts)
+        self._observe(parts, committed, started_s)
+        self.apply(committed)
+        return all(part.committed for part in parts)
 
     async def admit(self, messages: Sequence[Inbound]) -> dict[int, list[Inbound]]:
         """Per owned partition, the messages that continue its run of offsets; a partition
@@ -260,6 +286,7 @@ class BatchDelivery:
         for partition, messages in admitted.items():
             batch = self.core.process(messages)
             writes = self.core.commit()
+            self.core.hold(writes)
             parts.append(
                 PartitionBatch(
                     partition,
@@ -307,6 +334,7 @@ class BatchDelivery:
         """Close idle sessions of owned partitions, durably (outputs and state), unless a
         rebalance happened since ``generation``."""
         async with self.lock:
+            await self.settle()
             if generation != self.generation:
                 return
             started_s = time.perf_counter()
@@ -338,6 +366,7 @@ class BatchDelivery:
         positions = [a for a in committed if a.message.topic == self.positions_changelog]
         if tenants:
             self.tenants.apply_changelog_batch(tenants)
+            self.core.release((a.key, a.value) for a in tenants)
         if positions:
             self.positions.apply_changelog_batch(positions)
 
