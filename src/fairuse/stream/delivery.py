@@ -44,6 +44,10 @@ BATCH_BYTES = 512 * 1024
 """Bytes of records per produce batch (one larger record goes alone): below the brokers'
 default ``message.max.bytes`` of the output topics."""
 
+YIELD_EVERY = 256
+"""Events processed between two yields to the event loop: the transactions in flight, the
+fetcher's hand-over and the web server go on while a large batch is processed."""
+
 SEEK_INTERVAL_S = 2.0
 """Least time between two seeks of one partition (see :meth:`BatchDelivery.admit`)."""
 
@@ -222,10 +226,8 @@ class BatchDelivery:
                 return 0
             started_s = time.perf_counter()
             admitted = await self.admit(messages)
-            parts = self.process(admitted)
-            if not await self.settle():
-                self.core.discard()
-                self.stale = True
+            parts = await self.process(admitted)
+            if not await self.settle():  # this batch was processed on top of a failed one
                 return 0
             if parts:
                 self.inflight = asyncio.create_task(self._deliver(parts, started_s))
@@ -233,9 +235,17 @@ class BatchDelivery:
 
     async def settle(self) -> bool:
         """Wait for the transactions in flight (and their writes applied to the store);
-        False if any of them failed."""
+        False if any of them failed: then the decoded state is discarded and each partition
+        is fetched again from its last committed position (the next batch starts there)."""
         inflight, self.inflight = self.inflight, None
-        return True if inflight is None else await inflight
+        if inflight is None or await inflight:
+            return True
+        self._drop()
+        return False
+
+    def _drop(self) -> None:
+        self.core.discard()
+        self.stale = True
 
     async def _deliver(self, parts: Sequence[PartitionBatch], started_s: float) -> bool:
         committed = await self.commit(parts)
@@ -279,32 +289,28 @@ class BatchDelivery:
             except IllegalStateError:  # no longer assigned: the rebalance clears the hole
                 log.info("partition %d no longer assigned", partition)
 
-    def process(self, admitted: Mapping[int, list[Inbound]]) -> list[PartitionBatch]:
-        """Run the core over each partition's messages; collect outputs and state writes."""
+    async def process(self, admitted: Mapping[int, list[Inbound]]) -> list[PartitionBatch]:
+        """Run the core over each partition's messages (yielding to the event loop every
+        :data:`YIELD_EVERY` events); collect outputs and state writes, held by the core
+        until applied."""
         next_offsets = self.offsets.committable(admitted)
         parts = []
         for partition, messages in admitted.items():
-            batch = self.core.process(messages)
-            writes = self.core.commit()
-            self.core.hold(writes)
-            parts.append(
-                PartitionBatch(
-                    partition,
-                    batch.outputs,
-                    writes,
-                    next_offsets[partition],
-                    messages,
-                    batch.skipped,
-                )
-            )
+            part = PartitionBatch(partition, next_offset=next_offsets[partition])
+            for start in range(0, len(messages), YIELD_EVERY):
+                await asyncio.sleep(0)
+                batch = self.core.process(messages[start : start + YIELD_EVERY])
+                part.outputs += batch.outputs
+                part.skipped += batch.skipped
+            part.writes = self.core.commit()
+            part.messages = messages
+            self.core.hold(part.writes)
+            parts.append(part)
         return parts
 
     async def commit(self, parts: Sequence[PartitionBatch]) -> list[Applied]:
-        """Commit each partition's transaction (concurrently); return the committed writes.
-
-        On any failure the batch's decoded state is discarded and each failed partition is
-        fetched again from its last committed position (the next batch starts there).
-        """
+        """Commit each partition's transaction (concurrently); return the committed writes
+        (a part's ``committed`` tells whether it was; the caller handles a failure)."""
         results = await asyncio.gather(
             *(self._transaction(part) for part in parts), return_exceptions=True
         )
@@ -323,11 +329,8 @@ class BatchDelivery:
             else:
                 part.committed = True
                 committed += result
-        if failed is not None:
-            self.core.discard()
-            self.stale = True
-            if not isinstance(failed, ProducerFenced | NotOwned):
-                log.warning("batch not committed (%r); re-fetching its partitions", failed)
+        if failed is not None and not isinstance(failed, ProducerFenced | NotOwned):
+            log.warning("batch not committed (%r); re-fetching its partitions", failed)
         return committed
 
     async def expire(self, generation: int) -> None:
@@ -349,9 +352,8 @@ class BatchDelivery:
                 partition = self.core.partition_of(out.key.decode())
                 if partition is not None:
                     parts.setdefault(partition, PartitionBatch(partition)).outputs.append(out)
-            committed = await self.commit(list(parts.values()))
-            self._observe(list(parts.values()), committed, started_s)
-            self.apply(committed)
+            if not await self._deliver(list(parts.values()), started_s):
+                self._drop()
 
     def _observe(
         self, parts: Sequence[PartitionBatch], committed: Sequence[Applied], started_s: float
