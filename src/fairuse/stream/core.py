@@ -11,7 +11,9 @@ applied to it), and keyed items under ``{tenant}/{kind}/...`` (see :mod:`fairuse
 records (``value=None`` deletes) and forgets them. The caller makes a batch durable (outputs,
 then these writes on the changelog, then offsets, or all in one transaction), then applies the
 writes to its store (:func:`apply_writes` for a dict), so later reads see them; or calls
-:meth:`StreamCore.discard` to drop the batch. After a crash, events at or below an entry's offset
+:meth:`StreamCore.discard` to drop the batch. A caller that processes the next batch before
+the writes reach the store holds them (:meth:`StreamCore.hold`, read in front of the store)
+until applied (:meth:`StreamCore.release`). After a crash, events at or below an entry's offset
 are skipped: their effects and outputs are already durable. This does not rely on the ledger's
 event-id dedup, whose horizon is event time (7 days) and is too short when a backlog is processed
 faster than real time.

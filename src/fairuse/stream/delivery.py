@@ -11,9 +11,12 @@ paused past its session timeout) can never commit after the new owner took over.
 pure core, per partition), :meth:`~BatchDelivery.commit` (one transaction per partition:
 outputs, the state writes to the table's changelog with their explicit partition, the
 partition's next offset to the positions changelog, and the consumed offset of the group) and
-:meth:`~BatchDelivery.apply` (the committed writes into the local store). If a transaction
-fails nothing of it is visible to ``read_committed`` readers: the core discards its decoded
-state and the partition is fetched again from its last committed position.
+:meth:`~BatchDelivery.apply` (the committed writes into the local store). Pipelined: a
+batch's commit and apply run in the background while the next batch is admitted and processed
+(:meth:`~BatchDelivery.run`, :meth:`~BatchDelivery.settle`). If a transaction fails nothing of
+it is visible to ``read_committed`` readers: the core discards its decoded state (and the
+batch processed on top of it) and the partition is fetched again from its last committed
+position.
 """
 
 from __future__ import annotations
