@@ -307,6 +307,7 @@ async def ceiling_throughput(base: KafkaSettings, history, pairs) -> float:
             ]
             if messages:
                 done += await delivery.run(messages, delivery.generation)
+        await delivery.settle()  # the last batch's transactions
     finally:
         await consumer.stop()
         await producers.close()

@@ -11,7 +11,9 @@ applied to it), and keyed items under ``{tenant}/{kind}/...`` (see :mod:`fairuse
 records (``value=None`` deletes) and forgets them. The caller makes a batch durable (outputs,
 then these writes on the changelog, then offsets, or all in one transaction), then applies the
 writes to its store (:func:`apply_writes` for a dict), so later reads see them; or calls
-:meth:`StreamCore.discard` to drop the batch. After a crash, events at or below an entry's offset
+:meth:`StreamCore.discard` to drop the batch. A caller that processes the next batch before
+the writes reach the store holds them (:meth:`StreamCore.hold`, read in front of the store)
+until applied (:meth:`StreamCore.release`). After a crash, events at or below an entry's offset
 are skipped: their effects and outputs are already durable. This does not rely on the ledger's
 event-id dedup, whose horizon is event time (7 days) and is too short when a backlog is processed
 faster than real time.
@@ -108,6 +110,25 @@ class TenantEntry:
         start = _LEGACY_HEADER.size
         state = TenantState.from_bytes(data[start : start + length], keys)
         return cls(state, partition, offset)
+
+
+class Unapplied:
+    """The store seen through the writes of committed (or committing) batches that are not
+    applied to it yet (:meth:`StreamCore.hold`), so the next batch can be processed while the
+    previous one commits."""
+
+    __slots__ = ("store", "writes")
+
+    def __init__(self, store: StateReader) -> None:
+        self.store = store
+        self.writes: dict[str, bytes | None] = {}
+
+    def get(self, key: str) -> bytes | None:
+        """The latest value of ``key``: held, else stored."""
+        writes = self.writes
+        if writes and key in writes:
+            return writes[key]
+        return self.store.get(key)
 
 
 class Overlay:
@@ -213,8 +234,9 @@ class StreamCore:
         cached_tenants: int = CACHED_TENANTS,
     ) -> None:
         self.kafka = kafka
-        self.store = store
-        self.keys = Overlay(store)
+        self.unapplied = Unapplied(store)
+        self.store: StateReader = self.unapplied
+        self.keys = Overlay(self.store)
         self.cached: dict[str, TenantEntry] = {}  # decoded entries, oldest loaded first
         self.dirty: set[str] = set()  # tenants whose entry changed since the last commit
         self.legacy: dict[str, int] = {}  # tenants converted from an old entry -> partition
@@ -369,10 +391,26 @@ class StreamCore:
                 del cached[tenant_id]
         return writes
 
+    def hold(self, writes: Iterable[StateWrite]) -> None:
+        """Read ``writes`` (of :meth:`commit`, being committed) in front of the store until
+        :meth:`release`: the next batch may be processed before they reach the store."""
+        held = self.unapplied.writes
+        for write in writes:
+            held[write.key] = write.value
+
+    def release(self, written: Iterable[tuple[str, bytes | None]]) -> None:
+        """Held writes (key, value) reached the store: stop holding each, unless a later
+        batch changed its key again."""
+        held = self.unapplied.writes
+        for key, value in written:
+            if key in held and held[key] is value:
+                del held[key]
+
     def discard(self) -> None:
-        """The changes since the last commit were not made durable: forget them and every
-        decoded entry (the next batch reads the store again)."""
+        """The changes since the last commit were not made durable: forget them, the held
+        writes and every decoded entry (the next batch reads the store again)."""
         self.cached.clear()
         self.dirty.clear()
         self.legacy.clear()
         self.keys.changed.clear()
+        self.unapplied.writes.clear()

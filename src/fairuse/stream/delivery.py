@@ -11,9 +11,12 @@ paused past its session timeout) can never commit after the new owner took over.
 pure core, per partition), :meth:`~BatchDelivery.commit` (one transaction per partition:
 outputs, the state writes to the table's changelog with their explicit partition, the
 partition's next offset to the positions changelog, and the consumed offset of the group) and
-:meth:`~BatchDelivery.apply` (the committed writes into the local store). If a transaction
-fails nothing of it is visible to ``read_committed`` readers: the core discards its decoded
-state and the partition is fetched again from its last committed position.
+:meth:`~BatchDelivery.apply` (the committed writes into the local store). Pipelined: a
+batch's commit and apply run in the background while the next batch is admitted and processed
+(:meth:`~BatchDelivery.run`, :meth:`~BatchDelivery.settle`). If a transaction fails nothing of
+it is visible to ``read_committed`` readers: the core discards its decoded state (and the
+batch processed on top of it) and the partition is fetched again from its last committed
+position.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ _PARTITIONER = DefaultPartitioner()
 BATCH_BYTES = 512 * 1024
 """Bytes of records per produce batch (one larger record goes alone): below the brokers'
 default ``message.max.bytes`` of the output topics."""
+
+YIELD_EVERY = 256
+"""Events processed between two yields to the event loop: the transactions in flight, the
+fetcher's hand-over and the web server go on while a large batch is processed."""
 
 SEEK_INTERVAL_S = 2.0
 """Least time between two seeks of one partition (see :meth:`BatchDelivery.admit`)."""
@@ -189,11 +196,13 @@ class BatchDelivery:
     owned: set[int] = field(default_factory=set)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     observer: BatchObserver | None = None
+    inflight: asyncio.Task[bool] | None = None  # the previous batch's transactions
 
     async def rebalanced(self, owned: set[int]) -> None:
         """Partitions moved: wait for the batch in flight, forget decoded state and offsets,
         and own exactly ``owned`` (starting their producers fences any previous owner)."""
         async with self.lock:
+            await self.settle()
             self.generation += 1
             self.owned = set(owned)
             self.holes.clear()
@@ -203,19 +212,49 @@ class BatchDelivery:
             await self.producers.assign(owned)
 
     async def run(self, messages: Sequence[Inbound], generation: int) -> int:
-        """Make one batch durable; return the events processed. Messages gathered before the
-        latest rebalance (``generation``) are dropped: they are fetched again from the
-        committed position. Holds :attr:`lock`, which a rebalance waits for."""
+        """Process one batch and start making it durable; return the events processed.
+
+        Pipelined: the batch is processed while the previous batch's transactions are in
+        flight (its state writes are read from :meth:`StreamCore.hold` until applied); its
+        own transactions start once the previous batch's have committed, and run in the
+        background (:attr:`inflight`) while the next batch is processed. If any of the
+        previous batch's transactions failed, this batch was built on state that is not
+        durable: it is dropped, and its partitions are fetched again from the committed
+        position. A partition's transactions so stay one after another, each with its
+        offsets. Messages gathered before the latest rebalance (``generation``) are dropped
+        too. Holds :attr:`lock`, which a rebalance waits for (and settles the batch in
+        flight)."""
         async with self.lock:
             if generation != self.generation:
                 return 0
             started_s = time.perf_counter()
             admitted = await self.admit(messages)
-            parts = self.process(admitted)
-            committed = await self.commit(parts)
-            self._observe(parts, committed, started_s)
-            self.apply(committed)
+            parts = await self.process(admitted)
+            if not await self.settle():  # this batch was processed on top of a failed one
+                return 0
+            if parts:
+                self.inflight = asyncio.create_task(self._deliver(parts, started_s))
             return sum(len(m) for m in admitted.values())
+
+    async def settle(self) -> bool:
+        """Wait for the transactions in flight (and their writes applied to the store);
+        False if any of them failed: then the decoded state is discarded and each partition
+        is fetched again from its last committed position (the next batch starts there)."""
+        inflight, self.inflight = self.inflight, None
+        if inflight is None or await inflight:
+            return True
+        self._drop()
+        return False
+
+    def _drop(self) -> None:
+        self.core.discard()
+        self.stale = True
+
+    async def _deliver(self, parts: Sequence[PartitionBatch], started_s: float) -> bool:
+        committed = await self.commit(parts)
+        self._observe(parts, committed, started_s)
+        self.apply(committed)
+        return all(part.committed for part in parts)
 
     async def admit(self, messages: Sequence[Inbound]) -> dict[int, list[Inbound]]:
         """Per owned partition, the messages that continue its run of offsets; a partition
@@ -253,31 +292,28 @@ class BatchDelivery:
             except IllegalStateError:  # no longer assigned: the rebalance clears the hole
                 log.info("partition %d no longer assigned", partition)
 
-    def process(self, admitted: Mapping[int, list[Inbound]]) -> list[PartitionBatch]:
-        """Run the core over each partition's messages; collect outputs and state writes."""
+    async def process(self, admitted: Mapping[int, list[Inbound]]) -> list[PartitionBatch]:
+        """Run the core over each partition's messages (yielding to the event loop every
+        :data:`YIELD_EVERY` events); collect outputs and state writes, held by the core
+        until applied."""
         next_offsets = self.offsets.committable(admitted)
         parts = []
         for partition, messages in admitted.items():
-            batch = self.core.process(messages)
-            writes = self.core.commit()
-            parts.append(
-                PartitionBatch(
-                    partition,
-                    batch.outputs,
-                    writes,
-                    next_offsets[partition],
-                    messages,
-                    batch.skipped,
-                )
-            )
+            part = PartitionBatch(partition, next_offset=next_offsets[partition])
+            for start in range(0, len(messages), YIELD_EVERY):
+                await asyncio.sleep(0)
+                batch = self.core.process(messages[start : start + YIELD_EVERY])
+                part.outputs += batch.outputs
+                part.skipped += batch.skipped
+            part.writes = self.core.commit()
+            part.messages = messages
+            self.core.hold(part.writes)
+            parts.append(part)
         return parts
 
     async def commit(self, parts: Sequence[PartitionBatch]) -> list[Applied]:
-        """Commit each partition's transaction (concurrently); return the committed writes.
-
-        On any failure the batch's decoded state is discarded and each failed partition is
-        fetched again from its last committed position (the next batch starts there).
-        """
+        """Commit each partition's transaction (concurrently); return the committed writes
+        (a part's ``committed`` tells whether it was; the caller handles a failure)."""
         results = await asyncio.gather(
             *(self._transaction(part) for part in parts), return_exceptions=True
         )
@@ -296,17 +332,15 @@ class BatchDelivery:
             else:
                 part.committed = True
                 committed += result
-        if failed is not None:
-            self.core.discard()
-            self.stale = True
-            if not isinstance(failed, ProducerFenced | NotOwned):
-                log.warning("batch not committed (%r); re-fetching its partitions", failed)
+        if failed is not None and not isinstance(failed, ProducerFenced | NotOwned):
+            log.warning("batch not committed (%r); re-fetching its partitions", failed)
         return committed
 
     async def expire(self, generation: int) -> None:
         """Close idle sessions of owned partitions, durably (outputs and state), unless a
         rebalance happened since ``generation``."""
         async with self.lock:
+            await self.settle()
             if generation != self.generation:
                 return
             started_s = time.perf_counter()
@@ -321,9 +355,8 @@ class BatchDelivery:
                 partition = self.core.partition_of(out.key.decode())
                 if partition is not None:
                     parts.setdefault(partition, PartitionBatch(partition)).outputs.append(out)
-            committed = await self.commit(list(parts.values()))
-            self._observe(list(parts.values()), committed, started_s)
-            self.apply(committed)
+            if not await self._deliver(list(parts.values()), started_s):
+                self._drop()
 
     def _observe(
         self, parts: Sequence[PartitionBatch], committed: Sequence[Applied], started_s: float
@@ -338,6 +371,7 @@ class BatchDelivery:
         positions = [a for a in committed if a.message.topic == self.positions_changelog]
         if tenants:
             self.tenants.apply_changelog_batch(tenants)
+            self.core.release((a.key, a.value) for a in tenants)
         if positions:
             self.positions.apply_changelog_batch(positions)
 
