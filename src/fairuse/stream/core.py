@@ -112,28 +112,10 @@ class TenantEntry:
         return cls(state, partition, offset)
 
 
-class Unapplied:
-    """The store seen through the writes of committed (or committing) batches that are not
-    applied to it yet (:meth:`StreamCore.hold`), so the next batch can be processed while the
-    previous one commits."""
-
-    __slots__ = ("store", "writes")
-
-    def __init__(self, store: StateReader) -> None:
-        self.store = store
-        self.writes: dict[str, bytes | None] = {}
-
-    def get(self, key: str) -> bytes | None:
-        """The latest value of ``key``: held, else stored."""
-        writes = self.writes
-        if writes and key in writes:
-            return writes[key]
-        return self.store.get(key)
-
-
 class Overlay:
-    """Keys (:class:`fairuse.ledger.keyed.Keys`) over the store: changes since the last commit
-    in front of the stored values."""
+    """Changes in front of a store's values: the keys (:class:`fairuse.ledger.keyed.Keys`)
+    changed since the last commit, or the writes of committed (or committing) batches not yet
+    applied to the store (:meth:`StreamCore.hold`)."""
 
     __slots__ = ("changed", "store")
 
@@ -234,7 +216,7 @@ class StreamCore:
         cached_tenants: int = CACHED_TENANTS,
     ) -> None:
         self.kafka = kafka
-        self.unapplied = Unapplied(store)
+        self.unapplied = Overlay(store)  # held writes, so the next batch runs during a commit
         self.store: StateReader = self.unapplied
         self.keys = Overlay(self.store)
         self.cached: dict[str, TenantEntry] = {}  # decoded entries, oldest loaded first
@@ -394,14 +376,13 @@ class StreamCore:
     def hold(self, writes: Iterable[StateWrite]) -> None:
         """Read ``writes`` (of :meth:`commit`, being committed) in front of the store until
         :meth:`release`: the next batch may be processed before they reach the store."""
-        held = self.unapplied.writes
         for write in writes:
-            held[write.key] = write.value
+            self.unapplied.put(write.key, write.value)
 
     def release(self, written: Iterable[tuple[str, bytes | None]]) -> None:
         """Held writes (key, value) reached the store: stop holding each, unless a later
         batch changed its key again."""
-        held = self.unapplied.writes
+        held = self.unapplied.changed
         for key, value in written:
             if key in held and held[key] is value:
                 del held[key]
@@ -413,4 +394,4 @@ class StreamCore:
         self.dirty.clear()
         self.legacy.clear()
         self.keys.changed.clear()
-        self.unapplied.writes.clear()
+        self.unapplied.changed.clear()

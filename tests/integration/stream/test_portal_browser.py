@@ -6,9 +6,7 @@ the standing and history ones)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,9 +120,7 @@ def test_each_page_in_chromium_with_bars_numbers_and_the_notice_form(
     _shot(driver, "notice-form")
     # The worker is held (SIGSTOP) while the notice is sent, so the page cannot but show it
     # pending; released, the worker takes the notice in and the page shows it in force.
-    worker = month_portal.worker.process
-    assert worker is not None
-    os.kill(worker.pid, signal.SIGSTOP)
+    month_portal.worker.pause()
     try:
         driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         wait_for(lambda: "/notices" in driver.current_url, 60, "the notices page after submitting")
@@ -133,7 +129,7 @@ def test_each_page_in_chromium_with_bars_numbers_and_the_notice_form(
         assert "your prior notice was sent" in driver.page_source
         _shot(driver, "notice-sent")
     finally:
-        os.kill(worker.pid, signal.SIGCONT)
+        month_portal.worker.resume()
     event_id = row.get_attribute("data-event-id")
 
     def in_force() -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 from pathlib import Path
 
@@ -87,9 +86,8 @@ def test_paused_worker_past_its_session_is_fenced_and_duplicates_nothing(
     half = len(lines) // 2
     produce(kafka_settings, lines[:half])
     wait_for(lambda: caught_up(kafka_settings, first.app_id), 600, "both workers on half")
-    assert first.process is not None
     produce(kafka_settings, lines[half:])
-    os.kill(first.process.pid, signal.SIGSTOP)
+    first.pause()
     try:
         wait_for(
             lambda: caught_up(kafka_settings, second.app_id),
@@ -98,7 +96,7 @@ def test_paused_worker_past_its_session_is_fenced_and_duplicates_nothing(
             explain=lambda: lag(kafka_settings, second.app_id) + second.log_tail(),
         )
     finally:
-        os.kill(first.process.pid, signal.SIGCONT)
+        first.resume()
     assert first.alive() and second.alive(), first.log_tail() + second.log_tail()
     assert_exactly_as_replay(kafka_settings, expected)
 

@@ -122,7 +122,7 @@ def test_pipelined_batches_publish_the_plain_ledgers_records_and_state() -> None
         (r.tenant_id.encode(), r.to_json()) for r in expected
     )
     assert pipelined.tenants == sequential.tenants
-    assert pipelined.core.unapplied.writes == {}
+    assert pipelined.core.unapplied.changed == {}
 
 
 def test_a_failed_batch_drops_the_next_one_processed_on_top_of_it() -> None:
@@ -142,5 +142,5 @@ def test_a_failed_batch_drops_the_next_one_processed_on_top_of_it() -> None:
     core.process(all_messages[:300])
     apply_writes(first, core.commit())
     assert dict(store) == first
-    assert delivery.stale and delivery.core.unapplied.writes == {}
+    assert delivery.stale and delivery.core.unapplied.changed == {}
     assert delivery.core.cached == {}
