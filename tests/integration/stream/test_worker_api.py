@@ -63,6 +63,13 @@ def test_live_usage_and_violations_match_the_core_with_auth_and_routing(
 ) -> None:
     lines = read_lines(simulated_events)
     first, second = workers(**TOKENS).start(), workers(**TOKENS).start()
+    for worker in (first, second):  # both in the group: a rebalance answers 503 (docs/api.md)
+        wait_for(
+            lambda w=worker: http_get(w.web_port, "/readyz")[0] == 200,
+            120,
+            "both workers ready",
+            explain=worker.log_tail,
+        )
     produce(kafka_settings, lines)
     wait_for(lambda: caught_up(kafka_settings, first.app_id), 180, "both workers done")
     assert first.alive() and second.alive(), first.log_tail() + second.log_tail()
