@@ -32,7 +32,7 @@ from collections import Counter
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
-from stream import REPO, fleet, fresh, lag, produce, start_worker, wait_caught_up
+from stream import REPO, fleet, free_port, fresh, lag, produce, start_worker, wait_caught_up
 
 from fairuse.policy import DEFAULT_POLICY
 from fairuse.settings import KafkaSettings, load_settings
@@ -120,7 +120,7 @@ async def series(base: KafkaSettings, pairs: list, workdir: Path) -> Counter[str
     """Samples per metric family on a worker's /metrics after it processed ``pairs``."""
     kafka = await fresh(base)
     await produce(kafka, pairs)
-    app_id, port = f"bench-{uuid.uuid4().hex[:8]}", 20000 + uuid.uuid4().int % 20000
+    app_id, port = f"bench-{uuid.uuid4().hex[:8]}", free_port()
     env = {
         **os.environ,
         "FAIRUSE_KAFKA_BOOTSTRAP": kafka.bootstrap,

@@ -139,12 +139,25 @@ def start_worker(
         FAIRUSE_KAFKA_EVENTS_PARTITIONS=str(kafka.events_partitions),
         FAIRUSE_DATA_DIR=str(workdir),
         FAIRUSE_WORKER_APP_ID=app_id,
-        FAIRUSE_WORKER_WEB_PORT=str(20000 + uuid.uuid4().int % 20000),
+        FAIRUSE_WORKER_WEB_PORT=str(free_port()),
     )
     log = (workdir / f"{app_id}.log").open("wb")
     return subprocess.Popen(
         [sys.executable, "-m", "fairuse", "worker"], env=env, stdout=log, stderr=log, cwd=REPO
     )
+
+
+def free_port() -> int:
+    """An unused port outside the kernel's ephemeral range (so no outgoing connection takes it
+    before the worker binds it): the broker scripts' rule, ``kafka_free_port``."""
+    script = REPO / "deploy" / "kafka" / "common.sh"
+    picked = subprocess.run(
+        ["bash", "-c", f'source "{script}" && kafka_free_port 1'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(picked.stdout)
 
 
 def rss_mb(pid: int) -> float:

@@ -275,6 +275,7 @@ def _wire(worker: Worker, delivery: BatchDelivery) -> None:
     if not isinstance(transport, Transport):
         raise TypeError(f"the worker needs the fairuse:// transport, got {type(transport)}")
     transport.bulk[worker.events_topic.get_topic_name()] = feed.put
+    transport.fetch_max_wait_ms = conf.fetch_max_wait_ms
     # The tables' changelogs (recovery, standbys) are applied a fetch at a time, not per message.
     changelogs = ChangelogApplier(app)
     for table in (worker.tenants, worker.positions):

@@ -51,6 +51,12 @@ YIELD_EVERY = 256
 """Events processed between two yields to the event loop: the transactions in flight, the
 fetcher's hand-over and the web server go on while a large batch is processed."""
 
+RETRY_BACKOFF_MS = 20
+"""Wait before a producer retries. A batch's produce to a partition often reaches the broker
+before the previous transaction's commit marker is written there, and the broker's transaction
+verification (KIP-890) answers with a retriable error: aiokafka's default of 100 ms then
+delays every such batch, and the batches queued behind it."""
+
 SEEK_INTERVAL_S = 2.0
 """Least time between two seeks of one partition (see :meth:`BatchDelivery.admit`)."""
 
@@ -146,6 +152,7 @@ class PartitionProducers:
             linger_ms=self.linger_ms,
             max_batch_size=BATCH_BYTES,
             max_request_size=self.max_record_bytes,
+            retry_backoff_ms=RETRY_BACKOFF_MS,
             **client_kwargs(self.kafka),
         )
         await producer.start()  # InitProducerId: aborts and fences the previous owner's epoch

@@ -23,6 +23,13 @@ partitioner, which fails with a ``TypeError`` while the producer has no metadata
 (a worker's first moments): the HTTP API answered 500. :class:`Producer` fails as for a
 partition with no owner yet (``KeyError``: the router answers 503) and asks for the metadata.
 
+**Fetch wait.** aiokafka keeps one fetch request in flight per broker, and the request leaves
+out the partitions whose records are still buffered. While busy partitions are being
+processed, the request in flight holds only idle ones, and the broker keeps it open for up to
+the fetch wait; the busy partitions are fetched again only after it returns. Faust fixes the
+fetch wait at 1,500 ms, and at a steady rate the worker's events then arrived in bursts every
+1.3-1.5 s. :attr:`Transport.fetch_max_wait_ms` (``FAIRUSE_WORKER_FETCH_MAX_WAIT_MS``) sets it.
+
 Registered as the ``fairuse`` scheme through Faust's documented
 ``faust.transports`` entry point (pyproject.toml); the worker's broker URLs use it.
 """
@@ -37,12 +44,23 @@ from faust.types import TP
 
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):
-    """Highwaters from the broker's end offsets, never from the last fetch."""
+    """Highwaters from the broker's end offsets, never from the last fetch; the transport's
+    fetch wait instead of Faust's fixed 1,500 ms."""
+
+    def _create_worker_consumer(self, transport: driver.Transport) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Read by aiokafka when the consumer starts its fetcher; Faust passes no setting for it.
+        consumer._fetch_max_wait_ms = cast("Transport", transport).fetch_max_wait_ms
+        return consumer
 
     async def _highwaters(self, partitions: Iterable[TP]) -> Mapping[TP, int]:  # type: ignore[override]
         consumer = self._ensure_consumer()
         return await consumer.end_offsets(list(partitions))
 
+
+FETCH_MAX_WAIT_MS = 100
+"""The default fetch wait (see "Fetch wait" above): a busy partition waits at most this long
+behind a fetch of idle ones; an idle worker sends about ten empty fetches a second."""
 
 BulkHandler = Callable[[Mapping[TP, Sequence[Any]]], Awaitable[None]]
 """Takes one fetch of a topic: aiokafka ``ConsumerRecord``s per partition, in offset order."""
@@ -88,7 +106,8 @@ class Producer(driver.Producer):
 
 class Transport(driver.Transport):
     """Faust's aiokafka transport with :class:`Consumer` and :class:`Producer`; :attr:`bulk`
-    maps a topic name to the handler of its whole fetches."""
+    maps a topic name to the handler of its whole fetches, :attr:`fetch_max_wait_ms` is the
+    longest time the broker holds a fetch open for data."""
 
     Consumer: ClassVar[Any] = Consumer
     Producer: ClassVar[Any] = Producer
@@ -96,3 +115,4 @@ class Transport(driver.Transport):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.bulk: dict[str, BulkHandler] = {}
+        self.fetch_max_wait_ms = FETCH_MAX_WAIT_MS
