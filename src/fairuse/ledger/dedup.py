@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 
-from fairuse.ledger.keyed import HOUR_MS, ExpiringTimes, Keys
+from fairuse.ledger.keyed import HOUR_MS, TIME_BYTES, ExpiringTimes, Keys
 
 DEFAULT_HORIZON_MS = 7 * 86_400_000
 
@@ -48,17 +48,20 @@ class SeenIds(ExpiringTimes):
     def check_and_remember(self, event_id: str, ts: int, clock_ms: int, horizon_ms: int) -> bool:
         """True if ``event_id`` is a duplicate; else remember it as first seen at ``ts``."""
         horizon_start = clock_ms - horizon_ms
-        kept = self.time_of(event_id)
+        key = self.prefix + event_id  # read once and, for a new id, written once
+        raw = self.keys.get(key)
+        kept = None if raw is None else TIME_BYTES.unpack(raw)[0]
         if kept is not None and (kept // HOUR_MS + 1) * HOUR_MS > horizon_start:
             return True
         if self.legacy:
             hour = self.legacy.get(id_digest(event_id))
             if hour is not None and (hour + 1) * HOUR_MS > horizon_start:
                 return True
-        if kept is None or ts // HOUR_MS > kept // HOUR_MS:
-            self.put(event_id, ts)
-        else:  # an expired id seen again with an older time: keep the later one, list this one
-            self.list_under(ts // HOUR_MS, event_id)
+        hour = ts // HOUR_MS
+        if kept is None or hour > kept // HOUR_MS:
+            self.keys.put(key, TIME_BYTES.pack(ts))
+        # else an expired id seen again with an older time: keep the later one, list this one
+        self.list_under(hour, event_id)
         return False
 
     def prune(self, cutoff_ms: int) -> None:

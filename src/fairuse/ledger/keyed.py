@@ -21,7 +21,7 @@ import orjson
 
 SEP = "/"
 HOUR_MS = 3_600_000
-_TS = struct.Struct(">q")
+TIME_BYTES = struct.Struct(">q")  # a kept time: 8 bytes, big-endian ms
 PRESENT = b"\x01"
 
 
@@ -148,20 +148,16 @@ class ExpiringTimes:
     def time_of(self, item: str) -> int | None:
         """The time kept for ``item``, or None (never put, or pruned)."""
         raw = self.keys.get(self.prefix + item)
-        return None if raw is None else _TS.unpack(raw)[0]
+        return None if raw is None else TIME_BYTES.unpack(raw)[0]
 
     def put(self, item: str, ts: int, *, index_ts: int | None = None) -> None:
         """Keep ``ts`` for ``item``, listed under the hour of ``index_ts`` (default ``ts``)."""
-        self.keys.put(self.prefix + item, _TS.pack(ts))
+        self.keys.put(self.prefix + item, TIME_BYTES.pack(ts))
         self.list_under((ts if index_ts is None else index_ts) // HOUR_MS, item)
 
     def list_under(self, hour: int, item: str) -> None:
         """Add ``item`` to the index of ``hour`` (deleted when the hour is pruned)."""
-        waiting = self.open.get(hour)
-        if waiting is None:
-            self.open[hour] = [item]
-        else:
-            waiting.append(item)
+        self.open.setdefault(hour, []).append(item)
 
     def seal(self) -> None:
         """Write the ids listed since the last seal: one index record per hour."""
@@ -185,5 +181,5 @@ class ExpiringTimes:
                 for item in () if raw is None else orjson.loads(raw):
                     key = self.prefix + item
                     kept = keys.get(key)
-                    if kept is not None and _TS.unpack(kept)[0] // HOUR_MS <= hour:
+                    if kept is not None and TIME_BYTES.unpack(kept)[0] // HOUR_MS <= hour:
                         keys.put(key, None)
