@@ -136,7 +136,7 @@ async def series(base: KafkaSettings, pairs: list, workdir: Path) -> Counter[str
             [sys.executable, "-m", "fairuse", "worker"], env=env, stdout=log, stderr=log, cwd=REPO
         )
     try:
-        await wait_caught_up(kafka, app_id, len(pairs))
+        await wait_caught_up(kafka, app_id, len(pairs), worker)
         await asyncio.sleep(3)  # let the lag timer read the lag once more
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
             text = response.read().decode()

@@ -167,10 +167,17 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def wait_caught_up(kafka: KafkaSettings, group: str, total: int) -> tuple[float, float]:
-    """Poll until the group committed everything; (seconds from first progress, events then)."""
+async def wait_caught_up(
+    kafka: KafkaSettings, group: str, total: int, worker: subprocess.Popen | None = None
+) -> tuple[float, float]:
+    """Poll until the group committed everything; (seconds from first progress, events then).
+    Fails if ``worker`` exits meanwhile (no waiting forever on a dead worker)."""
     first: tuple[float, int] | None = None
     while True:
+        if worker is not None and worker.poll() is not None:
+            raise SystemExit(
+                f"the worker exited with {worker.returncode}: its log is in the logs directory"
+            )
         remaining = await lag(kafka, group)
         now = time.monotonic()
         if first is None and remaining < total:
@@ -203,7 +210,7 @@ async def worker_throughput(base: KafkaSettings, history, pairs, workdir: Path) 
         await produce(kafka, history)
         worker = start_worker(kafka, app_id, workdir)
         try:
-            seconds, events = await wait_caught_up(kafka, app_id, len(history))
+            seconds, events = await wait_caught_up(kafka, app_id, len(history), worker)
             history_rate = events / seconds
         finally:
             worker.kill()
@@ -213,12 +220,14 @@ async def worker_throughput(base: KafkaSettings, history, pairs, workdir: Path) 
     started = time.monotonic()
     worker = start_worker(kafka, app_id, workdir)
     try:
-        seconds, events = await wait_caught_up(kafka, app_id, len(pairs))
+        seconds, events = await wait_caught_up(kafka, app_id, len(pairs), worker)
         restart_s = time.monotonic() - started - seconds
     finally:
         worker.kill()
         worker.wait()
     written = await changelog_bytes(kafka, changelog) - written_before
+    if not seconds:
+        raise SystemExit(f"the worker took {len(pairs):,} events within one poll: raise --events")
     return WorkerRun(events / seconds, written / len(pairs), restart_s, history_rate)
 
 
@@ -340,10 +349,10 @@ async def violation_latency(base: KafkaSettings, pairs, rate: float, workdir: Pa
         call = {"type": "api_call", "count": 1, "event_id": "warmup-1", "tenant_id": "warmup"}
         warmup = [(b"warmup", orjson.dumps({**call, "ts": FleetConfig().start_ms}))]
         await produce(kafka, warmup)
-        await wait_caught_up(kafka, app_id, len(warmup))
+        await wait_caught_up(kafka, app_id, len(warmup), worker)
         watcher = asyncio.create_task(receive_violations(kafka, received))
         await produce(kafka, pairs, rate=rate)
-        await wait_caught_up(kafka, app_id, len(pairs) + len(warmup))
+        await wait_caught_up(kafka, app_id, len(pairs) + len(warmup), worker)
         await asyncio.sleep(1)  # the last violations reach the watcher
     finally:
         if watcher is not None:
