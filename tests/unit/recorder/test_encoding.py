@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fairuse.events import METRICS, UsageNotice, encode_event, parse_event
+from fairuse.events import METRICS, SessionHeartbeat, UsageNotice, encode_event, parse_event
 from fairuse.recorder.simulator import DAY_MS, FleetConfig, simulate
+from fairuse.records import UsageAccrual
 
 
 def test_every_simulated_event_type_encodes_like_its_dict() -> None:
@@ -43,3 +47,18 @@ def test_usage_notices_with_any_text_and_metrics_round_trip(
     payload = encode_event(notice)
     assert payload == orjson.dumps(notice.to_dict())
     assert parse_event(payload) == notice
+
+
+def test_records_with_a_hand_written_init_stay_frozen_dataclasses() -> None:
+    heartbeat = SessionHeartbeat(event_id="e", tenant_id="t", ts=946_684_800_000, session_id="s")
+    accrual = UsageAccrual("t", "audio_hours", "2026-11-30", 1.5, 1, "s", "u", "e")
+    for record in (heartbeat, accrual):
+        names = [f.name for f in dataclasses.fields(record)]
+        assert list(vars(record)) == names  # every field, in order: orjson writes this order
+        assert orjson.loads(orjson.dumps(record)) == dataclasses.asdict(record)
+        assert record == dataclasses.replace(record) and hash(record) == hash(
+            dataclasses.replace(record)
+        )
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            record.tenant_id = "other"  # type: ignore[misc]
+    assert encode_event(heartbeat) == orjson.dumps(heartbeat.to_dict())
