@@ -479,6 +479,7 @@ class Ledger:
         rules = self._rules.get(tenant_id)
         if rules is None or not rules.lower <= ts < rules.upper:
             rules = self._rules[tenant_id] = self._rules_at(tenant_id, ts)
+            statements.calendar_changed(state)  # perhaps: rule 7 looks at its periods again
         if not state.seat_time.since:  # the tenant's first event: its seat time starts
             metrics.integrate_seats(state, rules.calendar, ts)
         step = _Step(state, rules, ts)
@@ -492,12 +493,12 @@ class Ledger:
         touched = step.touched
         if touched is not None:
             step.check_touched(touched)
-        if touched is not None or state.clock_ms >= state.next_close_ms:
+        if statements.nothing_due(state, touched):
+            settled = None
+        else:
             settled = statements.settle(
                 state, touched or (), rules.statement_rules, rules.calendar, event.event_id
             )
-        else:
-            settled = None
         if state.clock_ms >= state.next_upkeep_ms:
             self._upkeep(state, rules.limits)
         self.states[tenant_id] = state

@@ -135,8 +135,6 @@ class SeatTime(Packed):
 
 # (month, calendar) -> average seats, tenant clock (-1: any)
 SeatsMemo = dict[tuple[str, object], tuple[float, int]]
-# ``next_close_ms``, calendar, (metric key, period) pairs of periods ending at or after it
-OpenMemo = tuple[int, object, set[tuple[str, str]]]
 
 
 @dataclass(slots=True)
@@ -256,9 +254,10 @@ class TenantState:
     closed_before: str = ""  # periods before this month were closed and forgotten
     next_close_ms: int = 0  # tenant clock at which the next open period closes (0: look)
     # Not part of the entry (per-event speed): the average seats of each month (``metrics``)
-    # and the periods known to end at or after ``next_close_ms`` (``statements``).
+    # and the (metric key, period) pairs known to end at or after ``next_close_ms`` under the
+    # tenant's calendar, emptied when either changes (``statements``).
     seats_memo: SeatsMemo = field(default_factory=dict, compare=False, repr=False)
-    open_memo: OpenMemo = field(default_factory=lambda: (0, None, set()), compare=False, repr=False)
+    open_until_close: set[tuple[str, str]] = field(default_factory=set, compare=False, repr=False)
 
     @classmethod
     def new(cls, tenant_id: str, keys: Keys | None = None) -> TenantState:

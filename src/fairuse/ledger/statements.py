@@ -187,12 +187,7 @@ def settle(
     if next_close > state.clock_ms:
         # The usual event: nothing is due, and every touched period ends at or after the next
         # close time, so it is open (a closed one ended before the clock) and closes no earlier.
-        memo = state.open_memo  # the (key, period) pairs already seen to end at or after it
-        if memo[0] == next_close and memo[1] is calendar and memo[2].issuperset(touched):
-            return []
-        if memo[0] != next_close or memo[1] is not calendar:
-            memo = state.open_memo = (next_close, calendar, set())
-        known = memo[2]
+        known = state.open_until_close
         for key in touched:
             if key not in known:
                 if calendar.period_end(key[1]) < next_close:
@@ -214,7 +209,7 @@ def settle(
         else:
             at = closes_at(calendar, period, rules(period)[1])
             if at < state.next_close_ms:
-                state.next_close_ms = at
+                _close_next_at(state, at)
     if state.clock_ms >= state.next_close_ms:
         out.extend(close_due(state, rules, calendar))
     return out
@@ -237,8 +232,30 @@ def close_due(state: TenantState, rules: PeriodRules, calendar: Calendar) -> lis
                 due.append((metric, period))
             elif at < next_close:
                 next_close = at
-    state.next_close_ms = next_close
+    _close_next_at(state, next_close)
     return [_close(state, metric, period, rules, calendar) for metric, period in sorted(due)]
+
+
+def nothing_due(state: TenantState, touched: Sequence[tuple[str, str]] | None) -> bool:
+    """Whether :func:`settle` would surely emit nothing after an event that changed the
+    ``touched`` (metric key, period) pairs: no close time is reached, and each pair is known
+    to stay open until the next one. Reads two attributes: the engine asks it on every event."""
+    return state.clock_ms < state.next_close_ms and (
+        touched is None or state.open_until_close.issuperset(touched)
+    )
+
+
+def _close_next_at(state: TenantState, at: int) -> None:
+    """Note the tenant clock at which the next open period closes."""
+    if at != state.next_close_ms:
+        state.next_close_ms = at
+        state.open_until_close.clear()  # known to end at or after the old time only
+
+
+def calendar_changed(state: TenantState) -> None:
+    """The tenant's calendar changed (a revision with another time zone came into force): the
+    periods known to stay open were judged by the old one."""
+    state.open_until_close.clear()
 
 
 def forget_closed(state: TenantState, keep_from: str) -> None:
