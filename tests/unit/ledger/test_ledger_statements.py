@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ledger_support import DAY, HOUR, MINUTE, Feed, ms, policy
 
-from fairuse.ledger import Ledger, TenantState
+from fairuse.ledger import Ledger, TenantState, statements
 from fairuse.ledger.statements import statement_id
 from fairuse.records import Adjustment, OutputRecord, Statement
 
@@ -205,3 +205,20 @@ def test_the_same_events_give_the_same_statements_and_ids() -> None:
 
     first = run()
     assert first and first == run()
+
+
+def test_periods_known_open_are_forgotten_when_the_next_close_or_the_calendar_changes() -> None:
+    feed = Feed(api_calls_per_day=100)
+    feed.send("api_call", ms("2026-03-10T08:00"), count=1)  # the next close: 13 Mar, 00:00 UTC
+    for hour in (8, 9, 10):
+        feed.send("api_call", ms(f"2026-03-12T{hour:02}:00"), count=1)
+    state = feed.state
+    day = ("api_calls", "2026-03-12")  # a UTC day ending at that close: known to stay open
+    assert state.open_until_close == {day} and statements.nothing_due(state, [day])
+    feed.ledger.policy = policy(api_calls_per_day=100, timezone="Asia/Tokyo")
+    feed.send("api_call", ms("2026-03-12T11:00"), count=1)  # 12 Mar in Tokyo ends 15:00 UTC
+    assert not state.open_until_close and not statements.nothing_due(state, [day])
+    assert statements.nothing_due(state, None)
+    closing = feed.send("api_call", ms("2026-03-13T00:00"), count=1)
+    assert [s.period for s in stated(closing)] == ["2026-03-10"]
+    assert not state.open_until_close  # the next close moved: what was known is forgotten
