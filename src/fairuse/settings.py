@@ -65,7 +65,7 @@ class WorkerSettings:
     batch_within_ms: int = 50
     producer_linger_ms: int = 1
     max_poll_records: int = 2000
-    fetch_max_wait_ms: int = 100
+    fetch_max_wait_ms: int = 100  # a busy partition waits this long behind a fetch of idle ones
     expiry_interval_s: int = 10
     session_timeout_s: int = 30
     max_record_bytes: int = 16 * 1024 * 1024  # largest changelog/output record (topic config)

@@ -42,6 +42,8 @@ from typing import Any, ClassVar, cast
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
+from fairuse.settings import WorkerSettings
+
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):
     """Highwaters from the broker's end offsets, never from the last fetch; the transport's
@@ -57,10 +59,6 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         consumer = self._ensure_consumer()
         return await consumer.end_offsets(list(partitions))
 
-
-FETCH_MAX_WAIT_MS = 100
-"""The default fetch wait (see "Fetch wait" above): a busy partition waits at most this long
-behind a fetch of idle ones; an idle worker sends about ten empty fetches a second."""
 
 BulkHandler = Callable[[Mapping[TP, Sequence[Any]]], Awaitable[None]]
 """Takes one fetch of a topic: aiokafka ``ConsumerRecord``s per partition, in offset order."""
@@ -115,4 +113,4 @@ class Transport(driver.Transport):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.bulk: dict[str, BulkHandler] = {}
-        self.fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        self.fetch_max_wait_ms = WorkerSettings().fetch_max_wait_ms  # the worker sets its own
