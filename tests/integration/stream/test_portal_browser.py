@@ -113,8 +113,13 @@ def test_each_page_in_chromium_with_bars_numbers_and_the_notice_form(
     driver.get(base + "/notice")
     _fill(driver, "2099-05-01T08:00", "2099-05-02T20:00", "")
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    assert (
-        "Say briefly why traffic will be high." in driver.find_element(By.ID, "error-reason").text
+    wait_for(  # the answer to the submit replaces the page: read it once it has come
+        lambda: any(
+            "Say briefly why traffic will be high." in found.text
+            for found in driver.find_elements(By.ID, "error-reason")
+        ),
+        60,
+        "the form's error for a missing reason",
     )
     _fill(driver, "2099-05-01T08:00", "2099-05-02T20:00", "Product launch webinar")
     _shot(driver, "notice-form")
