@@ -12,7 +12,8 @@
 # in kafka/logs/) and pytest's tmp_path of each test (tmp/), which holds the logs of the
 # processes the test started (worker, sink, notifier, ingest, simulator, Prometheus); pytest removes it when the test passes
 # (tmp_path_retention_policy=failed). Removed after a passing run, kept after a failing one, whose
-# failing test ids are printed at the end.
+# failing test ids are printed at the end; failures.txt there holds each failure's report,
+# written as it happens (so a run cut short still says why).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -44,6 +45,7 @@ finish() {
     if [[ -s "$run_dir/failed-tests.txt" ]]; then
       echo "test: failing tests:"
       awk '!seen[$0]++ { print "  " $0 }' "$run_dir/failed-tests.txt"
+      echo "test: their reports in $run_dir/failures.txt"
     fi
     if [[ -n "$(ls -A "$run_dir/tmp" 2>/dev/null)" ]]; then
       echo "test: tmp dirs of the failed tests (worker logs) in $run_dir/tmp/"

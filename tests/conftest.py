@@ -12,8 +12,11 @@ prefix and the pipeline's topics created, so tests never see each other's record
 ``free_port`` and ``broker_scripts`` serve tests needing a private broker (tests/kafka_support.py).
 
 Under ``deploy/test.sh`` (``FAIRUSE_TEST_RUN_DIR`` set) the ids of failing tests are appended to
-``<run dir>/failed-tests.txt`` for the script's closing summary; the script also keeps the
-``tmp_path`` of failed tests (with the log of each process they started).
+``<run dir>/failed-tests.txt`` for the script's closing summary, and each failure's report to
+``<run dir>/failures.txt`` as it happens (so a run cut short still says why); the script also
+keeps the ``tmp_path`` of failed tests (with the log of each process they started).
+Each phase's report is kept on the test item (``request.node.rep_call``), so a fixture's
+teardown can tell whether its test failed (the browser test then saves the page it was on).
 Hypothesis runs without its per-example deadline: property tests judge answers, not speed.
 
 Every test under ``tests/integration/`` is marked ``integration`` automatically, so
@@ -106,12 +109,25 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
 
 
 def _record_failure(report: pytest.TestReport | pytest.CollectReport) -> None:
-    """Append a failing test's (or module's) id to the run's list, for deploy/test.sh."""
+    """Append a failing test's (or module's) id and report to the run's lists (deploy/test.sh)."""
     run_dir = _run_dir()
     if report.failed and run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
+        name = report.nodeid or str(report.fspath)
         with (run_dir / "failed-tests.txt").open("a") as failed:
-            failed.write(f"{report.nodeid or report.fspath}\n")
+            failed.write(f"{name}\n")
+        with (run_dir / "failures.txt").open("a") as reports:
+            reports.write(f"===== {name} ({getattr(report, 'when', 'collect')})\n")
+            reports.write(f"{report.longreprtext}\n\n")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    """Keep each phase's report on the item (``item.rep_setup``, ``item.rep_call``), as pytest's
+    docs show, so a fixture's teardown can tell whether its test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -41,6 +41,19 @@ def browser() -> Iterator[object]:
     driver.quit()
 
 
+@pytest.fixture
+def page_kept_on_failure(
+    browser, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[object]:
+    """The browser; if the test fails, the page it was on (URL, HTML, screenshot) is kept in the
+    test's tmp dir, which deploy/test.sh keeps for failed tests."""
+    yield browser
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        (tmp_path / "failed-page.txt").write_text(f"{browser.current_url}\n\n{browser.page_source}")
+        browser.save_screenshot(str(tmp_path / "failed-page.png"))
+
+
 def _shot(driver, name: str) -> Path:
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(960, min(max(int(height) + 40, 600), 4000))
@@ -60,12 +73,12 @@ def _busiest(month: PortalMonth) -> str:
 
 
 def test_each_page_in_chromium_with_bars_numbers_and_the_notice_form(
-    month_portal: PortalMonth, browser
+    month_portal: PortalMonth, page_kept_on_failure
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    driver = browser
+    driver = page_kept_on_failure
     tenant = _busiest(month_portal)
     base = month_portal.link(tenant)
     usage = month_portal.api(f"/v1/tenants/{tenant}/usage")
