@@ -4,8 +4,8 @@ Exact: every id is kept whole, one key per id (``{tenant}/i/{event_id}`` -> the 
 that first carried it), listed by that event's hour for expiry (see
 :class:`~fairuse.ledger.keyed.ExpiringTimes`). An id counts as a duplicate while its hour is not
 entirely older than the horizon before the tenant's newest event time, so ids are remembered for
-at least the horizon and at most one hour more (plus the day between two prunings). Distinct ids
-are never confused.
+at least the horizon and at most one hour more (plus the hour between two prunings). Distinct
+ids are never confused.
 
 States written by the previous version kept 8-byte digests of the ids in the tenant entry; they
 are read, kept read-only in :attr:`SeenIds.legacy` and consulted until their hours pass the

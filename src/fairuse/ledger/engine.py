@@ -33,7 +33,7 @@ from fairuse.ledger import escalation, metrics, notices, sessions, statements, t
 from fairuse.ledger.calendar import DAY_MS, Calendar, calendar_for
 from fairuse.ledger.dedup import DEFAULT_HORIZON_MS
 from fairuse.ledger.intake import parse
-from fairuse.ledger.keyed import DictKeys, Keys
+from fairuse.ledger.keyed import HOUR_MS, DictKeys, Keys
 from fairuse.ledger.state import EXPIRED, USER_SEP, HeldStop, Session, TenantState
 from fairuse.ledger.summary import Archive, archive_period, summary_rows
 from fairuse.policy import Limits, Policy, Revision
@@ -563,15 +563,20 @@ class Ledger:
         return summary_rows(self.states.values(), self._archive)
 
     def _upkeep(self, state: TenantState, limits: Limits) -> None:
-        """Close idle sessions; once per event-time day, forget what is past its horizon."""
+        """Close idle sessions; once per event-time hour, forget the event ids past the dedup
+        horizon; once per event-time day, the rest that is past its horizon."""
         now = state.clock_ms
         previous = state.next_upkeep_ms - UPKEEP_EVERY_MS
         sessions.expire_sessions(state, now, limits.session_expiry_s * 1000)
         state.next_upkeep_ms = now + UPKEEP_EVERY_MS
-        if now // DAY_MS == previous // DAY_MS:
+        if now // HOUR_MS == previous // HOUR_MS:
             return
         cutoff = now - self.dedup_horizon_ms
+        # Hourly, so that deleting a day's ids is spread over the day: pruned once a day, a
+        # tenant's day of ids became one batch's tombstones (a latency spike; docs/benchmarks.md).
         state.seen.prune(cutoff)
+        if now // DAY_MS == previous // DAY_MS:
+            return
         sessions.prune_sessions(state, cutoff)
         notices.prune_notices(state, cutoff)
         escalation.prune_strikes(state, now, limits)

@@ -299,6 +299,24 @@ def test_remembered_ids_are_compact_and_pruned_after_the_horizon() -> None:
     assert feed.state.periods["api_calls"]["2026-03-12"].calls == 2
 
 
+def test_ids_are_pruned_an_hour_at_a_time_not_a_day_at_a_time() -> None:
+    """A tenant's ids past the horizon go an hour's worth at a time: no batch has to carry the
+    tombstones of a whole day of events (a latency spike in the worker once a day)."""
+    feed = Feed()
+    t0 = ms("2026-03-02T00:00")
+    keys = feed.ledger.keys.data
+    held, deleted = [], []
+    for i in range(10 * 24 * 6):  # one event every 10 minutes for 10 days
+        before = {key for key in keys if key.startswith("acme/i/")}
+        feed.send("api_call", t0 + i * 10 * MINUTE, event_id=f"e{i}")
+        after = {key for key in keys if key.startswith("acme/i/")}
+        held.append(len(after))
+        deleted.append(len(before - after))
+    assert max(held) <= (7 * 24 + 2) * 6  # the horizon, plus the hour in progress and one more
+    assert max(deleted) == 6  # an hour of ids at a time, from the eighth day on
+    assert sum(deleted) == len(held) - held[-1]  # every id past the horizon is gone
+
+
 def test_format_1_states_are_still_read() -> None:
     feed = Feed()
     t0 = ms("2026-03-02T09:00")
