@@ -404,18 +404,21 @@ class ViolationWatcher:
         self._thread = threading.Thread(target=self._run, name="violation-watcher", daemon=True)
         self._thread.start()
         if not self._ready.wait(60) or self._failure is not None:
-            self.stop()
-            raise RuntimeError(f"the violation watcher did not start: {self._failure!r}")
+            self.stop()  # raises the failure, if there was one
+            raise RuntimeError("the violation watcher had no position after 60 s")
 
     def stop(self) -> None:
-        """Stop watching (the receipts so far stay in :attr:`received`)."""
+        """Stop watching (the receipts so far stay in :attr:`received`); raises if the watcher
+        failed, since its receipts would then be incomplete."""
         self._stopping.set()
         self._thread.join(60)
+        if self._failure is not None:
+            raise RuntimeError(f"the violation watcher failed: {self._failure!r}")
 
     def _run(self) -> None:
         try:
             asyncio.run(self._watch())
-        except BaseException as failure:  # reported by the constructor if before ready
+        except BaseException as failure:  # raised by the constructor or by stop()
             self._failure = failure
             self._ready.set()
 
@@ -430,7 +433,7 @@ class ViolationWatcher:
         await consumer.start()
         try:
             consumer.subscribe([self._kafka.topic("violations")])  # no group: every partition
-            while not consumer.assignment():
+            while not consumer.assignment() and not self._stopping.is_set():
                 await asyncio.sleep(0.01)
             for tp in consumer.assignment():  # the topic is new: its leaders take a moment
                 await consumer.position(tp)
@@ -555,7 +558,8 @@ async def main() -> None:
         # storage breakers import a backlog of calls (tens of thousands of events in 8 hours),
         # whose ids the worker forgets 7 days later, an hour's worth at a time; at this speed
         # those 8 hours of tombstones fall within half a second of the run, a burst that real
-        # time spreads over 8 hours (docs/benchmarks.md, "Latency: the expiry burst").
+        # time spreads over 8 hours (docs/benchmarks.md, "Latency: the expiry burst and the
+        # watcher").
         _, steady = fleet(int(rate * args.latency_seconds), 6, seed=5, breakers=1.0, history_days=1)
         samples = sorted(await violation_latency(base, steady, rate, workdir))
         latencies = [ms for ms, _ in samples]

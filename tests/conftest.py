@@ -117,7 +117,7 @@ def _record_failure(report: pytest.TestReport | pytest.CollectReport) -> None:
         with (run_dir / "failed-tests.txt").open("a") as failed:
             failed.write(f"{name}\n")
         with (run_dir / "failures.txt").open("a") as reports:
-            reports.write(f"===== {name} ({getattr(report, 'when', 'collect')})\n")
+            reports.write(f"===== {name} ({report.when})\n")
             reports.write(f"{report.longreprtext}\n\n")
 
 
